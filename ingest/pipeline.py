@@ -1,0 +1,292 @@
+"""The pipeline: the order of stages, in one place.
+
+    load -> clean -> recognize -> classify -> extract          (analyze: ocr/)
+         -> structured record -> PDF/A data message + mark     (converters/)
+         -> officer's personal signature -> agency signature  (signing/)
+         -> the owner's repository                            (repository/)
+
+Each stage is a small function over plain data; ``Pipeline`` only holds what is expensive to set
+up once (loaded keys, the repository connection) so batches do not repeat it.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from converters.datamessage import ConversionOptions, DataMessage, MessagePage, build_data_message
+from converters.record import (ConversionInfo, FieldEntry, PageEntry, SourceFile,
+                               StructuredRecord)
+from ingest.load import load_bytes
+from ingest.settings import Settings
+from ocr.catalog import load_catalog
+from ocr.classify import classify
+from ocr.extract import extract_fields
+from ocr.preprocess import clean_page
+from ocr.recognize import OcrOptions, recognize
+from ocr.types import Analysis, FieldValue, SourcePage
+from ocr.validators import validate_personal_id
+from repository import Repository, StoredResult, StoreRequest
+from repository.config import RepositoryConfig
+from signing.pki import load_dev_pki
+from signing.signer import PdfSigner, SignerSpec, open_signer
+
+VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+CONVERSION_STATEMENT = "Văn bản này được chuyển đổi từ văn bản giấy sang thông điệp dữ liệu"
+
+
+class PipelineError(Exception):
+    """A document that cannot go through the pipeline, with a stable code and a one-line reason."""
+
+    def __init__(self, name: str, code: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name, self.code, self.message = name, code, message
+
+
+@dataclass(frozen=True)
+class InputFile:
+    name: str
+    data: bytes
+
+    @classmethod
+    def from_path(cls, path: Path) -> "InputFile":
+        try:
+            return cls(path.name, path.read_bytes())
+        except OSError as exc:
+            raise PipelineError(path.name, "unreadable", f"cannot read file ({exc.strerror})") from exc
+
+
+@dataclass
+class DocumentInput:
+    """One document to digitize: its scan files (pages in order) and who owns it."""
+
+    files: list[InputFile]
+    owner_id: str
+    doc_type: str | None = None  # officer's choice or manifest hint; overrides classification
+    field_corrections: dict[str, str] = field(default_factory=dict)  # confirmed at the desk
+    dossier_code: str | None = None
+    uri: str | None = None  # set to store a new version of an existing record
+
+
+@dataclass
+class DigitizeResult:
+    stored: StoredResult
+    record: StructuredRecord
+    analysis: Analysis
+    stage_seconds: dict[str, float]
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+
+# ---- identities ---------------------------------------------------------------------------
+def owner_kind(owner_id: str) -> str:
+    """Citizen (12-digit personal ID) or organization (10- or 13-digit enterprise/tax code)."""
+    digits = owner_id.replace("-", "")
+    if len(owner_id) == 12 and owner_id.isdigit():
+        error = validate_personal_id(owner_id)
+        if error:
+            raise PipelineError("--owner", "invalid_owner", f"invalid personal ID number: {error}")
+        return "citizen"
+    if digits.isdigit() and len(digits) in (10, 13):
+        return "organization"
+    raise PipelineError("--owner", "invalid_owner",
+                        "owner must be a 12-digit personal ID or a 10/13-digit enterprise code")
+
+
+# ---- stages ---------------------------------------------------------------------------------
+def load_pages(files: list[InputFile]) -> list[SourcePage]:
+    pages: list[SourcePage] = []
+    for f in files:
+        pages.extend(load_bytes(f.data, f.name))
+    return pages
+
+
+def analyze(pages: list[SourcePage], ocr_options: OcrOptions, hint: str | None = None,
+            review_threshold: float = 0.6) -> Analysis:
+    """Clean, recognize, classify and extract fields of one document's pages."""
+    t0 = time.perf_counter()
+    cleaned = [clean_page(p) for p in pages]
+    texts = [recognize(c, ocr_options) for c in cleaned]
+    text = "\n\n".join(t.text for t in texts)
+    classification = classify(text, hint=hint)
+    if classification.confidence < review_threshold and not hint:
+        classification = type(classification)("unknown", classification.confidence,
+                                              classification.candidates, classification.method)
+    fields = extract_fields(classification.doc_type, texts)
+    return Analysis(pages=cleaned, texts=texts, classification=classification, fields=fields,
+                    seconds=time.perf_counter() - t0)
+
+
+def apply_corrections(fields: dict[str, FieldValue], corrections: dict[str, str]) -> dict[str, FieldValue]:
+    """Officer-confirmed values replace extracted ones (confidence 1: a person checked them)."""
+    out = dict(fields)
+    for name, value in corrections.items():
+        old = fields.get(name)
+        out[name] = FieldValue(name=name, value=value, raw=old.raw if old else value,
+                               confidence=1.0, valid=True, page=old.page if old else None,
+                               bbox=old.bbox if old else None)
+    return out
+
+
+def build_record(analysis: Analysis, *, uri: str, doc_type: str, owner_ref: str, kind: str,
+                 files: list[InputFile], source_pages: list[SourcePage],
+                 conversion: ConversionInfo, dossier_code: str | None, desk: str | None) -> StructuredRecord:
+    doc = load_catalog().get(doc_type)
+    return StructuredRecord(
+        uri=uri,
+        doc_type=doc_type,
+        doc_type_name=doc.name_vi,
+        owner_ref=owner_ref,
+        owner_kind=kind,
+        title=doc.name_vi,
+        fields={name: FieldEntry(value=f.value, raw=f.raw, confidence=f.confidence,
+                                 valid=f.valid, error=f.error)
+                for name, f in analysis.fields.items()},
+        source_files=[SourceFile(name=f.name, sha256=hashlib.sha256(f.data).hexdigest(),
+                                 media=next((p.media for p in source_pages if p.source == f.name), ""),
+                                 pages=sum(1 for p in source_pages if p.source == f.name))
+                      for f in files],
+        pages=[PageEntry(index=i, source=c.source, source_index=c.index,
+                         width_px=int(c.archive_image.shape[1]),
+                         height_px=int(c.archive_image.shape[0]), dpi=c.dpi)
+               for i, c in enumerate(analysis.pages)],
+        conversion=conversion,
+        dossier_code=dossier_code,
+        desk=desk,
+    )
+
+
+def to_data_message(analysis: Analysis, record: StructuredRecord) -> DataMessage:
+    pages = [MessagePage(image=c.archive_image, dpi=c.dpi, text=t, source=c.source,
+                         source_index=c.index)
+             for c, t in zip(analysis.pages, analysis.texts)]
+    return build_data_message(pages, record, ConversionOptions())
+
+
+def signature_lines(role: str, name: str, when: datetime) -> list[str]:
+    stamp = when.isoformat(timespec="seconds")
+    if role == "officer":
+        return ["Người số hoá (ký số cá nhân):", name, f"Thời gian quét: {stamp}"]
+    return ["Ký bởi:", name, f"Thời gian ký: {stamp}"]
+
+
+# ---- the pipeline object --------------------------------------------------------------------
+class Pipeline:
+    """Holds the loaded keys and the repository; ``digitize`` runs the stages in order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._repository: Repository | None = None
+        self._signers: dict[str, PdfSigner] = {}
+
+    # resources, loaded once
+    @property
+    def repository(self) -> Repository:
+        if self._repository is None:
+            self._repository = Repository.open(repository_config(self.settings))
+        return self._repository
+
+    def signer(self, role: str) -> PdfSigner:
+        if role not in self._signers:
+            self._signers[role] = open_signer(signer_spec(self.settings, role))
+        return self._signers[role]
+
+    def ocr_options(self) -> OcrOptions:
+        return OcrOptions(lang=self.settings.ocr_lang, tessdata_dir=self.settings.tessdata_dir)
+
+    def close(self) -> None:
+        if self._repository is not None:
+            self._repository.close()
+            self._repository = None
+
+    # stages
+    def analyze_files(self, files: list[InputFile], hint: str | None = None) -> Analysis:
+        return analyze(load_pages(files), self.ocr_options(), hint, self.settings.review_threshold)
+
+    def sign(self, message: DataMessage, when: datetime) -> bytes:
+        s = self.settings
+        pdf = message.pdf
+        roles = (["officer"] if s.officer_signature else []) + ["agency"]
+        for role in roles:
+            signer = self.signer(role)
+            name = s.officer_name if role == "officer" else s.agency_name
+            pdf = signer.sign(pdf, field_name=f"Sig_{role}", box=message.signature_boxes[role],
+                              lines=signature_lines(role, name, when),
+                              reason=("Số hoá văn bản giấy (Thông tư 01/2023/TT-VPCP Điều 8)"
+                                      if role == "officer" else
+                                      "Chuyển đổi văn bản giấy sang thông điệp dữ liệu (Nghị định 137/2024/NĐ-CP Điều 4)"),
+                              location=s.agency_name, level=s.signature_level,
+                              timestamp_url=s.tsa_url)
+        return pdf
+
+    def digitize(self, doc: DocumentInput) -> DigitizeResult:
+        s = self.settings
+        times: dict[str, float] = {}
+
+        def timed(stage: str, fn, *args, **kwargs):
+            t0 = time.perf_counter()
+            result = fn(*args, **kwargs)
+            times[stage] = times.get(stage, 0.0) + time.perf_counter() - t0
+            return result
+
+        kind = owner_kind(doc.owner_id)
+        if doc.doc_type and doc.doc_type not in load_catalog().codes:
+            raise PipelineError("--type", "unknown_type", f"unknown document type {doc.doc_type!r}")
+        pages = timed("load", load_pages, doc.files)
+        analysis = timed("ocr", analyze, pages, self.ocr_options(), doc.doc_type, s.review_threshold)
+        analysis.fields = apply_corrections(analysis.fields, doc.field_corrections)
+        doc_type = analysis.classification.doc_type
+        repo = self.repository
+        uri = doc.uri or repo.new_record_uri(s.agency_code, doc_type)
+        now = datetime.now(VIETNAM_TZ).replace(microsecond=0)
+        conversion = ConversionInfo(statement=CONVERSION_STATEMENT, converted_at=now,
+                                    agency_name=s.agency_name, agency_code=s.agency_code,
+                                    officer_name=s.officer_name, system_name=s.system_name,
+                                    lookup_url=s.lookup_base_url + uri)
+        record = build_record(analysis, uri=uri, doc_type=doc_type,
+                              owner_ref=repo.owner_key(doc.owner_id), kind=kind, files=doc.files,
+                              source_pages=pages, conversion=conversion,
+                              dossier_code=doc.dossier_code, desk=s.desk)
+        message = timed("convert", to_data_message, analysis, record)
+        signed = timed("sign", self.sign, message, now)
+        doc_meta = load_catalog().get(doc_type)
+        issuing = analysis.fields.get("co_quan_ban_hanh")
+        request = StoreRequest(
+            uri=uri, owner_id=doc.owner_id, owner_kind=kind, doc_type=doc_type, pdf=signed,
+            record_json=message.record.to_json_bytes(),
+            fields={k: v.value for k, v in analysis.fields.items()}, text=analysis.text,
+            issuing_agency=issuing.value if issuing else None, converting_agency_code=s.agency_code,
+            source_sha256s=[f.sha256 for f in record.source_files], pages=len(analysis.pages),
+            retention_years=doc_meta.retention_years, dossier_code=doc.dossier_code,
+            title=doc_meta.name_vi)
+        stored = timed("store", repo.store, request)
+        return DigitizeResult(stored=stored, record=message.record, analysis=analysis,
+                              stage_seconds=times)
+
+
+# ---- building each package's config from the settings ----------------------------------------
+def repository_config(s: Settings) -> RepositoryConfig:
+    return RepositoryConfig(
+        db_url=s.database_url, store=s.store, local_dir=s.objects_dir,
+        s3_endpoint=s.s3_endpoint, s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key,
+        s3_bucket=s.s3_bucket, s3_secure=s.s3_secure, s3_region=s.s3_region,
+        owner_secret=s.owner_secret(), object_lock=s.object_lock, lock_mode=s.lock_mode)
+
+
+def signer_spec(s: Settings, role: str) -> SignerSpec:
+    explicit = s.officer_key if role == "officer" else s.agency_key
+    if explicit:
+        return SignerSpec(kind="pkcs12", path=str(explicit), passphrase=s.key_passphrase)
+    pki = load_dev_pki(s.pki_dir)
+    path = pki.officer_p12 if role == "officer" else pki.agency_p12
+    return SignerSpec(kind="pkcs12", path=str(path), passphrase=pki.passphrase)
+
+
+def trust_roots(s: Settings) -> list[bytes]:
+    paths = list(s.trust_roots) or [load_dev_pki(s.pki_dir).root_cert]
+    return [Path(p).read_bytes() for p in paths]
