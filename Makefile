@@ -1,21 +1,10 @@
-# The two commands of the README: `make demo` (main job, embedded defaults) and `make test`.
-SHELL := /bin/bash
-export SOHOA_HOME ?= $(CURDIR)/var/demo
-
-.PHONY: setup setup-services demo test bench clean
-
-setup:
-	bash scripts/setup.sh
-
-setup-services:
-	bash scripts/setup.sh --with-services
-
-demo: setup
-	.venv/bin/sohoa init --if-missing
-	.venv/bin/sohoa demo
-
-test: setup-services
+# Shortcuts for the README's two commands (which work without make on a fresh machine).
+.PHONY: demo test setup clean
+demo:
+	bash scripts/demo.sh
+test:
 	bash scripts/test.sh
-
+setup:
+	bash scripts/setup.sh --with-services
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var test-artifacts .pytest_cache
