@@ -326,6 +326,10 @@ def demo(
 
 
 def main() -> None:
+    import os
+
+    from ingest.logs import setup_logging
+    setup_logging(os.environ.get("SOHOA_LOG_LEVEL", "WARNING"))
     try:
         app()
     except SetupError as exc:
