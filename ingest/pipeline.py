@@ -224,23 +224,32 @@ class Pipeline:
                               timestamp_url=s.tsa_url)
         return pdf
 
-    def digitize(self, doc: DocumentInput) -> DigitizeResult:
-        s = self.settings
-        times: dict[str, float] = {}
+    def analyze_document(self, doc: DocumentInput) -> tuple[list[SourcePage], Analysis, dict[str, float]]:
+        """Load and analyze a document's files (no storage): the desk shows this for review."""
+        owner_kind(doc.owner_id)
+        if doc.doc_type and doc.doc_type not in load_catalog().codes:
+            raise PipelineError("--type", "unknown_type", f"unknown document type {doc.doc_type!r}")
+        t0 = time.perf_counter()
+        pages = load_pages(doc.files)
+        t1 = time.perf_counter()
+        analysis = analyze(pages, self.ocr_options(), doc.doc_type, self.settings.review_threshold)
+        return pages, analysis, {"load": t1 - t0, "ocr": time.perf_counter() - t1}
 
-        def timed(stage: str, fn, *args, **kwargs):
+    def finalize(self, doc: DocumentInput, pages: list[SourcePage], analysis: Analysis,
+                 stage_seconds: dict[str, float] | None = None) -> DigitizeResult:
+        """Convert, sign and store an analyzed (and possibly officer-corrected) document."""
+        s = self.settings
+        times = dict(stage_seconds or {})
+
+        def timed(stage: str, fn, *args):
             t0 = time.perf_counter()
-            result = fn(*args, **kwargs)
+            result = fn(*args)
             times[stage] = times.get(stage, 0.0) + time.perf_counter() - t0
             return result
 
         kind = owner_kind(doc.owner_id)
-        if doc.doc_type and doc.doc_type not in load_catalog().codes:
-            raise PipelineError("--type", "unknown_type", f"unknown document type {doc.doc_type!r}")
-        pages = timed("load", load_pages, doc.files)
-        analysis = timed("ocr", analyze, pages, self.ocr_options(), doc.doc_type, s.review_threshold)
         analysis.fields = apply_corrections(analysis.fields, doc.field_corrections)
-        doc_type = analysis.classification.doc_type
+        doc_type = doc.doc_type or analysis.classification.doc_type
         repo = self.repository
         uri = doc.uri or repo.new_record_uri(s.agency_code, doc_type)
         now = datetime.now(VIETNAM_TZ).replace(microsecond=0)
@@ -267,6 +276,11 @@ class Pipeline:
         stored = timed("store", repo.store, request)
         return DigitizeResult(stored=stored, record=message.record, analysis=analysis,
                               stage_seconds=times)
+
+    def digitize(self, doc: DocumentInput) -> DigitizeResult:
+        """The whole path for one document: analyze, then convert, sign and store."""
+        pages, analysis, times = self.analyze_document(doc)
+        return self.finalize(doc, pages, analysis, times)
 
 
 # ---- building each package's config from the settings ----------------------------------------
