@@ -1,0 +1,421 @@
+"""Scan clean-up with OpenCV: ``SourcePage`` -> ``CleanPage`` (archive image + OCR image).
+
+Steps (each switchable in :class:`PreprocessOptions`, each timed in ``CleanPage.steps_ms``):
+
+1. ``perspective`` - phone photos: find the page's 4 corners against the background, warp flat.
+2. ``crop``        - remove dark scanner borders / background around the paper.
+3. ``orientation`` - 0/90/180/270: text-line direction from projection profiles, then up/down from
+   Vietnamese glyph asymmetry (diacritics and ascenders sit above the x-height band far more often
+   than descenders below it). Tesseract OSD is only asked when that vote is not clear.
+4. ``deskew``      - projection-profile search on ink pixel coordinates (+-15 deg).
+5. ``illumination``- divide by an estimated paper background (shadows, uneven light, fading).
+6. ``denoise``     - median filter, only when the paper shows speckle noise.
+7. ``binarize``    - Otsu on the normalized image (OCR image only).
+
+Geometry (warp, crop, rotation, deskew) is applied to the archive image, which keeps its colour
+and tone (red seals stay red) and is what the PDF shows. The OCR image is pixel-aligned with it,
+or upscaled by ``CleanPage.ocr_scale`` for low-resolution scans. Coloured ink (red seals, blue
+signatures) is lightened in the OCR image so it does not hide the black text under it.
+
+Analysis runs on a copy at ``WORK_DPI`` to keep the clean-up cheap compared with OCR itself.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+import cv2
+import numpy as np
+
+from ocr import quality as quality_gate
+from ocr.types import CleanPage, SourcePage
+
+WORK_DPI = 150.0
+A4_LONG_SIDE_INCH = 297 / 25.4
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    perspective: bool = True
+    crop: bool = True
+    orientation: bool = True
+    deskew: bool = True
+    illumination: bool = True
+    denoise: bool = True
+    binarize: bool = True
+    drop_colour_ink: bool = True  # lighten red/blue ink (seals, signatures) in the OCR image
+    quality: bool = True
+    max_skew_deg: float = 15.0
+    min_ocr_dpi: float = 250.0  # below: the OCR image is upscaled to target_ocr_dpi
+    target_ocr_dpi: float = 300.0
+    osd_fallback: bool = True  # ask Tesseract OSD when the own up/down vote is unclear
+    quality_thresholds: quality_gate.QualityThresholds = field(default_factory=quality_gate.QualityThresholds)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.steps_ms: dict[str, float] = {}
+
+    def run(self, name: str, func: Callable[..., T], *args: object) -> T:
+        start = time.perf_counter()
+        result = func(*args)
+        self.steps_ms[name] = round(self.steps_ms.get(name, 0.0) + (time.perf_counter() - start) * 1000, 2)
+        return result
+
+
+def clean_page(page: SourcePage, options: PreprocessOptions | None = None) -> CleanPage:
+    """Orient, deskew, crop and flatten one page; build its OCR image and quality verdict."""
+    opts = options or PreprocessOptions()
+    timer = _Timer()
+    image = _validated_image(page)
+    dpi = float(page.dpi)
+
+    if opts.perspective:
+        warped = timer.run("perspective", find_and_warp_page, image)
+        if warped is not None:
+            image = warped
+            if page.dpi_estimated:
+                dpi = _a4_dpi(image)
+    if opts.crop:
+        image = timer.run("crop", crop_dark_borders, image, dpi)
+
+    rotation, skew = 0, 0.0
+    if opts.orientation or opts.deskew:
+        rotation, skew = timer.run("orientation", detect_orientation_and_skew, image, dpi, opts)
+        image = timer.run("rotate", rotate_image, image, rotation, skew)
+
+    gray = timer.run("gray", ocr_gray, image, opts.drop_colour_ink)
+    normalized = timer.run("illumination", normalize_illumination, gray, dpi) if opts.illumination else gray
+    if opts.denoise:
+        normalized = timer.run("denoise", denoise, normalized)
+
+    scale = 1.0
+    if dpi < opts.min_ocr_dpi:
+        scale = min(opts.target_ocr_dpi / dpi, 3.0)
+        normalized = timer.run("upscale", cv2.resize, normalized, None, None, scale, scale, cv2.INTER_CUBIC)
+    ocr_image = timer.run("binarize", binarize, normalized) if opts.binarize else normalized
+
+    blank, issues = False, []
+    if opts.quality:
+        blank, issues = timer.run("quality", _assess, image, gray, dpi, page.index, opts)
+
+    return CleanPage(
+        source=page.source,
+        index=page.index,
+        archive_image=image,
+        ocr_image=ocr_image,
+        dpi=dpi,
+        ocr_scale=scale,
+        rotation=rotation,
+        skew_angle=round(skew, 3),
+        blank=blank,
+        quality=issues,
+        steps_ms=timer.steps_ms,
+        text_layer=page.text_layer,
+    )
+
+
+def _validated_image(page: SourcePage) -> np.ndarray:
+    image = page.image
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"{page.source} page {page.index + 1}: image must be an 8-bit gray or BGR array")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if min(image.shape[:2]) < 16:
+        raise ValueError(f"{page.source} page {page.index + 1}: image is too small ({image.shape[1]}x{image.shape[0]})")
+    if not (page.dpi and math.isfinite(page.dpi) and page.dpi > 0):
+        raise ValueError(f"{page.source} page {page.index + 1}: dpi must be a positive number")
+    return image
+
+
+def _a4_dpi(image: np.ndarray) -> float:
+    return float(round(max(image.shape[:2]) / A4_LONG_SIDE_INCH))
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def _work_copy(image: np.ndarray, dpi: float) -> tuple[np.ndarray, float]:
+    """Gray copy at about WORK_DPI and the factor work px per image px."""
+    gray = _to_gray(image)
+    factor = min(WORK_DPI / dpi, 1.0)
+    if factor < 0.95:
+        gray = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    else:
+        factor = 1.0
+    return gray, factor
+
+
+# --------------------------------------------------------------------------- perspective / crop
+
+
+def find_and_warp_page(image: np.ndarray) -> np.ndarray | None:
+    """If the picture shows a sheet on a background (phone photo), the sheet warped flat; else None."""
+    height, width = image.shape[:2]
+    factor = 800.0 / max(height, width)
+    small = cv2.resize(_to_gray(image), None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (5, 5), 0)
+    _, mask = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))  # close the text
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    contour = max(contours, key=cv2.contourArea)
+    area = cv2.contourArea(contour)
+    total = small.shape[0] * small.shape[1]
+    if not 0.2 * total < area < 0.93 * total:
+        return None
+    hull = cv2.convexHull(contour)
+    quad = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
+    if len(quad) != 4 or not cv2.isContourConvex(quad):
+        return None
+    # the sheet must be clearly brighter than what surrounds it
+    inside = np.zeros_like(mask)
+    cv2.fillConvexPoly(inside, quad.reshape(-1, 2), 255)
+    if (inside == 0).sum() < 0.05 * total:
+        return None
+    if float(np.median(small[inside > 0])) - float(np.median(small[inside == 0])) < 30:
+        return None
+    corners = _order_corners(quad.reshape(4, 2).astype(np.float32) / factor)
+    return _warp(image, corners)
+
+
+def _order_corners(points: np.ndarray) -> np.ndarray:
+    """top-left, top-right, bottom-right, bottom-left."""
+    s = points.sum(axis=1)
+    d = np.diff(points, axis=1).ravel()
+    return np.array([points[np.argmin(s)], points[np.argmin(d)], points[np.argmax(s)], points[np.argmax(d)]],
+                    dtype=np.float32)
+
+
+def _warp(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    tl, tr, br, bl = corners
+    width = int(round(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))))
+    height = int(round(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))))
+    target = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(corners, target)
+    return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_dark_borders(image: np.ndarray, dpi: float) -> np.ndarray:
+    """Cut dark bands (scanner lid, background) along the edges; never more than 15% per side."""
+    gray, factor = _work_copy(image, dpi)
+    dark = gray < 80
+    rows = dark.mean(axis=1)
+    cols = dark.mean(axis=0)
+
+    def band(profile: np.ndarray) -> int:
+        limit = int(len(profile) * 0.15)
+        n = 0
+        while n < limit and profile[n] > 0.6:
+            n += 1
+        return n
+
+    top, bottom = band(rows), band(rows[::-1])
+    left, right = band(cols), band(cols[::-1])
+    if top == bottom == left == right == 0:
+        return image
+    pad = 2  # also drop the shaded transition next to the band
+    y0 = int((top + pad) / factor) if top else 0
+    y1 = image.shape[0] - (int((bottom + pad) / factor) if bottom else 0)
+    x0 = int((left + pad) / factor) if left else 0
+    x1 = image.shape[1] - (int((right + pad) / factor) if right else 0)
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
+# --------------------------------------------------------------------------- orientation / skew
+
+
+def _ink_mask(gray: np.ndarray) -> np.ndarray:
+    background = cv2.dilate(gray, np.ones((15, 15), np.uint8))
+    norm = cv2.divide(gray, background, scale=255)
+    _, ink = cv2.threshold(norm, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    # keep text-sized blobs only: drop speckle and huge marks (photos, borders, table rules)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    h = stats[:, cv2.CC_STAT_HEIGHT]
+    w = stats[:, cv2.CC_STAT_WIDTH]
+    keep = (h >= 3) & (h <= 60) & (w <= 120)
+    keep[0] = False
+    return keep[labels]
+
+
+def _profile_score(coords: np.ndarray, angle_deg: float) -> float:
+    """Peakiness of the ink projection onto the axis perpendicular to text lines at angle."""
+    theta = math.radians(angle_deg)
+    ys, xs = coords
+    r = ys * math.cos(theta) - xs * math.sin(theta)
+    r = (r - r.min()).astype(np.int32)
+    hist = np.bincount(r)
+    n = float(hist.sum())
+    return float((hist.astype(np.float64) ** 2).sum() * len(hist) / (n * n)) if n else 0.0
+
+
+def _best_angle(coords: np.ndarray, max_deg: float) -> tuple[float, float]:
+    best_angle, best_score = 0.0, -1.0
+    for step, span in ((1.0, max_deg), (0.2, 1.0), (0.05, 0.2)):
+        center = best_angle
+        for angle in np.arange(center - span, center + span + 1e-9, step):
+            score = _profile_score(coords, float(angle))
+            if score > best_score:
+                best_angle, best_score = float(angle), score
+    return best_angle, best_score
+
+
+def detect_orientation_and_skew(image: np.ndarray, dpi: float, options: PreprocessOptions) -> tuple[int, float]:
+    """(rotation clockwise in {0,90,180,270}, skew in degrees to rotate counter-clockwise)."""
+    gray, _ = _work_copy(image, dpi)
+    ink = _ink_mask(gray)
+    points = np.nonzero(ink)
+    if len(points[0]) < 500:
+        return 0, 0.0
+    coords = (points[0].astype(np.float32), points[1].astype(np.float32))
+    max_deg = options.max_skew_deg if options.deskew else 0.0
+    h_angle, h_score = _best_angle(coords, max_deg)
+    rotation = 0
+    angle = h_angle
+    if options.orientation:
+        v_angle, v_score = _best_angle((coords[1], -coords[0]), max_deg)
+        if v_score > h_score * 1.15:
+            rotation, angle = 90, v_angle
+        upright = _upright_vote(ink, rotation, angle)
+        if abs(upright) < 0.08 and options.osd_fallback:
+            osd = _tesseract_osd(gray)
+            if osd is not None:
+                return osd, (angle if options.deskew else 0.0)
+        if upright < 0:
+            rotation = (rotation + 180) % 360
+    return rotation, (angle if options.deskew else 0.0)
+
+
+def _upright_vote(ink: np.ndarray, rotation: int, skew: float) -> float:
+    """> 0 when text is upright after ``rotation``+``skew``, < 0 when upside down.
+
+    Per text line: ink above the x-height band (Vietnamese diacritics, ascenders, capitals) minus
+    ink below it (descenders, dot-below), normalized."""
+    mask = rotate_image(ink.astype(np.uint8) * 255, rotation, skew, border=0)
+    profile = (mask > 127).sum(axis=1).astype(np.float64)
+    if profile.max() <= 0:
+        return 0.0
+    rows = profile > 0.02 * profile.max()
+    above_total, below_total = 0.0, 0.0
+    start = None
+    for y, on in enumerate(np.append(rows, False)):
+        if on and start is None:
+            start = y
+        elif not on and start is not None:
+            line = profile[start:y]
+            if len(line) >= 4:
+                core = np.nonzero(line >= 0.5 * line.max())[0]
+                above_total += line[: core[0]].sum()
+                below_total += line[core[-1] + 1:].sum()
+            start = None
+    total = above_total + below_total
+    return float((above_total - below_total) / total) if total > 0 else 0.0
+
+
+def _tesseract_osd(gray: np.ndarray) -> int | None:
+    import pytesseract
+
+    try:
+        osd = pytesseract.image_to_osd(gray, config=f"--dpi {int(WORK_DPI)}", output_type=pytesseract.Output.DICT)
+    except (pytesseract.TesseractError, OSError, ValueError):
+        return None
+    if float(osd.get("orientation_conf", 0.0)) < 2.0:
+        return None
+    return int(osd.get("rotate", 0)) % 360
+
+
+def rotate_image(image: np.ndarray, rotation: int, skew: float, border: int | None = None) -> np.ndarray:
+    """Rotate clockwise by ``rotation`` (multiple of 90) then counter-clockwise by ``skew`` degrees.
+
+    The skew rotation keeps the canvas size; uncovered corners take the paper colour."""
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    if rotation % 360:
+        image = cv2.rotate(image, codes[rotation % 360])
+    if abs(skew) < 0.05:
+        return image
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), skew, 1.0)
+    if border is None:
+        fill = _paper_colour(image)
+    else:
+        fill = (border,) * (1 if image.ndim == 2 else image.shape[2])
+    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+
+
+def _paper_colour(image: np.ndarray) -> tuple[int, ...]:
+    sample = image[:: max(1, image.shape[0] // 200), :: max(1, image.shape[1] // 200)]
+    if image.ndim == 2:
+        return (int(np.percentile(sample, 90)),)
+    return tuple(int(np.percentile(sample[:, :, c], 90)) for c in range(image.shape[2]))
+
+
+# --------------------------------------------------------------------------- OCR image
+
+
+def ocr_gray(image: np.ndarray, drop_colour_ink: bool = True) -> np.ndarray:
+    """Gray image for OCR; strongly coloured pixels (red seals, blue ink) take their lightest channel."""
+    if image.ndim == 2:
+        return image
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if not drop_colour_ink:
+        return gray
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    saturation, value = hsv[:, :, 1], hsv[:, :, 2]
+    # chroma = S * V / 255 > 70: clearly coloured ink, not gray text or tinted paper
+    chroma = cv2.multiply(saturation, value, scale=1.0 / 255)
+    _, coloured = cv2.threshold(chroma, 70, 255, cv2.THRESH_BINARY)
+    cv2.copyTo(value, coloured, gray)
+    return gray
+
+
+def normalize_illumination(gray: np.ndarray, dpi: float) -> np.ndarray:
+    """Divide by the paper background (max filter over text, then smooth) and stretch contrast."""
+    factor = min(50.0 / dpi, 1.0)  # background varies slowly: estimate it at ~50 dpi
+    small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    kernel = max(3, int(round(0.12 * 50)) | 1)  # wider than a glyph stroke cluster (~3 mm)
+    background = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (kernel, kernel)))
+    background = cv2.medianBlur(background, 5)
+    background = cv2.resize(background, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    normalized = cv2.divide(gray, np.maximum(background, 1), scale=255)
+    low = float(np.percentile(normalized[:: 4, :: 4], 0.5))
+    if low < 200:
+        normalized = cv2.convertScaleAbs(normalized, alpha=255.0 / (255.0 - low), beta=-low * 255.0 / (255.0 - low))
+    return normalized
+
+
+def denoise(gray: np.ndarray) -> np.ndarray:
+    """Median 3x3 when the paper carries speckle noise; unchanged otherwise."""
+    sample = gray[:: 2, :: 2]
+    paper = sample[sample > 200]
+    if paper.size < 1000 or float(paper.std()) < 6.0:
+        return gray
+    return cv2.medianBlur(gray, 3)
+
+
+def binarize(gray: np.ndarray) -> np.ndarray:
+    _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return binary
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def _assess(image: np.ndarray, gray_full: np.ndarray, dpi: float, index: int,
+            opts: PreprocessOptions) -> tuple[bool, list]:
+    gray, _ = _work_copy(image, dpi)
+    work_dpi = min(dpi, WORK_DPI)
+    normalized = normalize_illumination(gray, work_dpi)
+    _, ink = cv2.threshold(normalized, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    if float(normalized.min()) > 180:  # nothing darker than faint paper texture: no ink at all
+        ink[:] = 0
+    measures = quality_gate.measure(gray, ink, work_dpi)
+    return quality_gate.assess(measures, dpi, index, opts.quality_thresholds)

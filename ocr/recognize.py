@@ -1,0 +1,215 @@
+"""Vietnamese OCR with Tesseract: ``CleanPage`` -> ``PageText`` (words, boxes, confidences, text).
+
+Tesseract runs as the ``tesseract`` CLI (the same engine pytesseract drives), fed the OCR image as
+PGM on stdin and read back as TSV on stdout: no temporary files, and the child process gets
+``OMP_THREAD_LIMIT=1`` explicitly (parallelism comes from running pages side by side, see
+:func:`recognize_many`), without touching this process's environment as pytesseract would.
+
+Word boxes are mapped from OCR-image pixels back to archive-image pixels (``CleanPage.ocr_scale``)
+and all text is NFC-normalized. Blank pages are not sent to Tesseract.
+
+Born-digital PDF pages are OCR'd like scans (their rendered image reads near-perfectly and the
+PDF/A text layer needs word boxes); their own text stays in ``CleanPage.text_layer``, and
+``OcrOptions.prefer_text_layer`` makes ``PageText.text`` that exact text instead of the OCR text.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+import subprocess
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ocr.types import CleanPage, PageText, Word
+
+if TYPE_CHECKING:
+    from ocr.preprocess import PreprocessOptions
+    from ocr.types import SourcePage
+
+TESSDATA_BEST = Path("/work/shared/data/tessdata_best")
+
+
+class OcrError(RuntimeError):
+    """Tesseract failed or is missing; the message says which page and why."""
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    lang: str = "vie"  # Tesseract language(s), e.g. "vie" or "vie+eng"
+    tessdata_dir: Path | None = None  # None: the system's tessdata (Debian tesseract-ocr-vie)
+    psm: int = 3  # page segmentation mode: 3 = fully automatic layout
+    oem: int = 1  # LSTM engine
+    timeout_s: float = 120.0
+    min_word_conf: float = 0.0  # words below this confidence are dropped (0 keeps all)
+    skip_blank: bool = True
+    prefer_text_layer: bool = False
+    tesseract_cmd: str = "tesseract"
+    config: tuple[tuple[str, str], ...] = field(default=())  # extra ``-c name=value`` pairs
+
+
+def recognize(page: CleanPage, options: OcrOptions | None = None) -> PageText:
+    """OCR one cleaned page; boxes in archive-image pixels, text NFC."""
+    opts = options or OcrOptions()
+    height, width = page.archive_image.shape[:2]
+    result = PageText(index=page.index, width=width, height=height, dpi=page.dpi, engine=engine_name(opts))
+    if page.blank and opts.skip_blank:
+        return result
+    start = time.perf_counter()
+    tsv = _run_tesseract(page.ocr_image, page.dpi * page.ocr_scale, opts, f"{page.source} page {page.index + 1}")
+    words = parse_tsv(tsv, page.ocr_scale, width, height, opts.min_word_conf)
+    result.words = words
+    result.text = words_to_text(words)
+    if opts.prefer_text_layer and page.text_layer:
+        result.text = unicodedata.normalize("NFC", page.text_layer)
+    confs = [w.conf for w in words]
+    result.mean_conf = round(float(np.mean(confs)), 2) if confs else 0.0
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def recognize_many(pages: Sequence[CleanPage], options: OcrOptions | None = None, workers: int | None = None) -> list[PageText]:
+    """OCR pages side by side, one single-threaded Tesseract process per worker; input order kept.
+
+    Threads suffice here: the work happens in the Tesseract child processes (no pickling of images)."""
+    workers = _worker_count(workers, len(pages))
+    if workers <= 1:
+        return [recognize(page, options) for page in pages]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(functools.partial(recognize, options=options), pages))
+
+
+def clean_and_recognize_many(
+    pages: Sequence[SourcePage],
+    preprocess_options: PreprocessOptions | None = None,
+    ocr_options: OcrOptions | None = None,
+    workers: int | None = None,
+) -> list[tuple[CleanPage, PageText]]:
+    """Preprocess + OCR pages in a process pool (OpenCV clean-up is CPU-bound Python too)."""
+    workers = _worker_count(workers, len(pages))
+    task = functools.partial(_clean_and_recognize, preprocess_options=preprocess_options, ocr_options=ocr_options)
+    if workers <= 1:
+        return [task(page) for page in pages]
+    with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_worker) as pool:
+        return list(pool.map(task, pages))
+
+
+def _clean_and_recognize(page: SourcePage, preprocess_options: PreprocessOptions | None,
+                         ocr_options: OcrOptions | None) -> tuple[CleanPage, PageText]:
+    from ocr.preprocess import clean_page
+
+    clean = clean_page(page, preprocess_options)
+    return clean, recognize(clean, ocr_options)
+
+
+def _single_threaded_worker() -> None:
+    import cv2
+
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    cv2.setNumThreads(1)
+
+
+def _worker_count(workers: int | None, jobs: int) -> int:
+    if workers is None:
+        workers = os.cpu_count() or 1
+    return max(1, min(workers, jobs))
+
+
+@functools.lru_cache(maxsize=8)
+def tesseract_version(tesseract_cmd: str = "tesseract") -> str:
+    try:
+        out = subprocess.run([tesseract_cmd, "--version"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise OcrError(f"tesseract is not usable ({exc})") from None
+    first = (out.stdout or out.stderr).splitlines()[0]
+    return first.split()[-1] if first else "unknown"
+
+
+def engine_name(options: OcrOptions) -> str:
+    models = f" ({options.tessdata_dir.name})" if options.tessdata_dir else ""
+    return f"tesseract {tesseract_version(options.tesseract_cmd)} {options.lang}{models}"
+
+
+def _encode_pnm(image: np.ndarray) -> bytes:
+    if image.ndim == 3:
+        import cv2
+
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    height, width = image.shape
+    return b"P5\n%d %d\n255\n" % (width, height) + np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+
+
+def _run_tesseract(image: np.ndarray, dpi: float, opts: OcrOptions, label: str) -> str:
+    command = [opts.tesseract_cmd, "stdin", "stdout", "-l", opts.lang, "--oem", str(opts.oem),
+               "--psm", str(opts.psm), "--dpi", str(int(round(dpi)))]
+    if opts.tessdata_dir:
+        command += ["--tessdata-dir", str(opts.tessdata_dir)]
+    for name, value in (("tessedit_create_tsv", "1"), *opts.config):
+        command += ["-c", f"{name}={value}"]
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    try:
+        done = subprocess.run(command, input=_encode_pnm(image), capture_output=True, timeout=opts.timeout_s,
+                              env=env, check=False)
+    except FileNotFoundError:
+        raise OcrError(f"{label}: tesseract is not installed ({opts.tesseract_cmd})") from None
+    except subprocess.TimeoutExpired:
+        raise OcrError(f"{label}: tesseract took longer than {opts.timeout_s:g} s") from None
+    if done.returncode != 0:
+        reason = " ".join(done.stderr.decode("utf-8", errors="replace").split())[:300]
+        raise OcrError(f"{label}: tesseract failed: {reason}")
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def parse_tsv(tsv: str, scale: float, width: int, height: int, min_conf: float = 0.0) -> list[Word]:
+    """Tesseract TSV -> words in archive pixels (boxes divided by ``scale`` and clipped)."""
+    words: list[Word] = []
+    line_ids: dict[tuple[int, int, int], int] = {}
+    for row in _tsv_rows(tsv):
+        if row["level"] != "5":
+            continue
+        text = unicodedata.normalize("NFC", row["text"]).strip()
+        conf = float(row["conf"])
+        if not text or conf < min_conf:
+            continue
+        block = int(row["block_num"])
+        key = (block, int(row["par_num"]), int(row["line_num"]))
+        line = line_ids.setdefault(key, len(line_ids))
+        left = int(int(row["left"]) / scale)
+        top = int(int(row["top"]) / scale)
+        right = min(width, int(np.ceil((int(row["left"]) + int(row["width"])) / scale)))
+        bottom = min(height, int(np.ceil((int(row["top"]) + int(row["height"])) / scale)))
+        left, top = min(max(left, 0), width - 1), min(max(top, 0), height - 1)
+        words.append(Word(text=text, left=left, top=top, width=max(1, right - left), height=max(1, bottom - top),
+                          conf=round(conf, 2), line=line, block=block))
+    return words
+
+
+def _tsv_rows(tsv: str) -> Iterable[dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for row in reader:
+        if row.get("level") and row.get("text") is not None:
+            yield row
+
+
+def words_to_text(words: Sequence[Word]) -> str:
+    """Plain text in reading order: words of a line joined by spaces, lines by "\\n", blocks by a blank line."""
+    blocks: list[list[str]] = []
+    current_block, current_line = None, None
+    for word in words:
+        if word.block != current_block:
+            blocks.append([])
+            current_block, current_line = word.block, None
+        if word.line != current_line:
+            blocks[-1].append(word.text)
+            current_line = word.line
+        else:
+            blocks[-1][-1] += " " + word.text
+    return unicodedata.normalize("NFC", "\n\n".join("\n".join(lines) for lines in blocks))
