@@ -1,0 +1,1 @@
+"""Synthetic Vietnamese administrative documents for tests, training and benchmarks."""
