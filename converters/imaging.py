@@ -1,0 +1,89 @@
+"""Encoding archive page images for the data message.
+
+Policy (size vs. fidelity, Decree 30/2020 "colour, >= 200 dpi, 100% scale"):
+
+- bitonal pages (only black and white pixels) -> 1-bit CCITT Group 4 (lossless, tiny);
+- gray pages -> 8-bit gray JPEG; colour pages -> RGB JPEG (visually lossless at q 85-90, keeps
+  red seals red), unless ``lossless`` is asked, then PNG (Flate);
+- a colour image whose three channels are equal is stored as gray.
+
+The encoded bytes are handed to img2pdf, which embeds JPEG and CCITT data unchanged (so the
+SHA-256 of the stream equals the SHA-256 of the JPEG file that ``pdfimages -all`` writes).
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+Encoding = Literal["jpeg", "ccitt-g4", "flate"]
+
+
+class ImageInputError(ValueError):
+    """The page image cannot be used (wrong dtype, shape, empty...)."""
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    data: bytes  # a complete JPEG, TIFF (G4) or PNG file
+    encoding: Encoding
+    width: int
+    height: int
+    dpi: float
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """An 8-bit gray or BGR(A) OpenCV array as a Pillow image (L or RGB)."""
+    if not isinstance(image, np.ndarray):
+        raise ImageInputError(f"page image must be a numpy array, not {type(image).__name__}")
+    if image.size == 0:
+        raise ImageInputError("page image is empty")
+    if image.dtype != np.uint8:
+        raise ImageInputError(f"page image must be 8-bit (uint8), not {image.dtype}")
+    if image.ndim == 2:
+        return Image.fromarray(image, mode="L")
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        bgr = image[:, :, :3]
+        if np.array_equal(bgr[:, :, 0], bgr[:, :, 1]) and np.array_equal(bgr[:, :, 1], bgr[:, :, 2]):
+            return Image.fromarray(np.ascontiguousarray(bgr[:, :, 0]), mode="L")
+        return Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]), mode="RGB")
+    raise ImageInputError(f"page image must be gray (H, W) or BGR (H, W, 3), got shape {image.shape}")
+
+
+def is_bitonal(img: Image.Image) -> bool:
+    """True for a gray image holding only pure black and pure white pixels."""
+    if img.mode != "L":
+        return False
+    lo, hi = img.getextrema()
+    if (lo, hi) not in ((0, 255), (0, 0), (255, 255)):
+        return False
+    histogram = img.histogram()
+    return histogram[0] + histogram[255] == img.width * img.height
+
+
+def encode_page_image(
+    image: np.ndarray, dpi: float, *, quality: int = 85, lossless: bool = False
+) -> EncodedImage:
+    """Encode one archive image for embedding (see the module docstring for the policy)."""
+    if not 1 <= quality <= 100:
+        raise ImageInputError(f"JPEG quality must be 1..100, got {quality}")
+    if not dpi or dpi <= 0:
+        raise ImageInputError(f"dpi must be positive, got {dpi}")
+    img = to_pil(image)
+    buf = io.BytesIO()
+    resolution = (round(dpi, 3), round(dpi, 3))
+    if is_bitonal(img):
+        img.convert("1").save(buf, format="TIFF", compression="group4", dpi=resolution)
+        encoding: Encoding = "ccitt-g4"
+    elif lossless:
+        img.save(buf, format="PNG", optimize=False, compress_level=9, dpi=resolution)
+        encoding = "flate"
+    else:
+        img.save(buf, format="JPEG", quality=quality, optimize=True, dpi=resolution,
+                 subsampling="4:2:0" if quality < 90 else "4:4:4")
+        encoding = "jpeg"
+    return EncodedImage(data=buf.getvalue(), encoding=encoding, width=img.width,
+                        height=img.height, dpi=float(dpi))

@@ -1,0 +1,277 @@
+"""Page geometry and drawing (reportlab) for data-message and paper-copy pages.
+
+Coordinates: PDF user space in points, origin lower-left. A marked page is laid out as::
+
+    +-------------------------------------------+
+    | [officer signature]   [agency signature]  |  top band (page 1 only)
+    +-------------------------------------------+
+    |                                           |
+    |        archive image, 100% scale          |
+    |                                           |
+    +-------------------------------------------+
+    | conversion mark text              [QR]    |  bottom band (page 1, or every page)
+    +-------------------------------------------+
+
+The bands extend the page: they never cover the scanned content.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import qrcode
+import qrcode.constants
+from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+
+from ocr.types import Word
+
+Rect = tuple[float, float, float, float]  # x1, y1, x2, y2 (lower-left origin, points)
+
+# DejaVu covers every Vietnamese precomposed letter (the Debian Liberation 2.1 build does not)
+DEFAULT_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
+DEFAULT_BOLD_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
+
+MIN_MARKED_WIDTH = 420.0  # pt; narrower scans (ID cards) get a wider page so the mark fits
+MARGIN = 10.0
+TEXT_SIZE = 8.0
+STATEMENT_SIZE = 9.0
+LEADING = 1.25
+SIGNATURE_BAND = 78.0
+SIGNATURE_BOX_HEIGHT = 58.0
+SIGNATURE_CAPTION_SIZE = 6.5
+QR_MODULE_PT = 1.5  # >= 3 px per module when rendered at 150 dpi
+QR_QUIET_MODULES = 2  # plus the band's own white margin
+BAND_RULE_GRAY = 0.55
+
+
+class FontError(ValueError):
+    """A font file is missing or is not a usable TrueType font."""
+
+
+@dataclass(frozen=True)
+class Fonts:
+    regular: str  # reportlab font names
+    bold: str
+
+    def missing(self, text: str, *, bold: bool = False) -> set[str]:
+        """Characters of ``text`` the font has no glyph for (they would show as .notdef)."""
+        face = pdfmetrics.getFont(self.bold if bold else self.regular).face
+        return {ch for ch in text if ord(ch) not in face.charToGlyph and not ch.isspace()}
+
+    def require(self, text: str, *, bold: bool = False) -> None:
+        missing = self.missing(text, bold=bold)
+        if missing:
+            chars = " ".join(sorted(f"U+{ord(ch):04X}" for ch in missing))
+            raise FontError(f"the font lacks glyphs for {chars}; choose a font covering "
+                            "Vietnamese (e.g. DejaVu Serif)")
+
+    def printable(self, text: str) -> str:
+        """``text`` with characters the regular font cannot encode replaced by '?'."""
+        face = pdfmetrics.getFont(self.regular).face
+        return "".join(ch if ord(ch) in face.charToGlyph or ch.isspace() else "?" for ch in text)
+
+
+@lru_cache(maxsize=16)
+def _register(path: str) -> str:
+    file = Path(path)
+    if not file.is_file():
+        raise FontError(f"font file not found: {path}")
+    name = "sohoa-" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:10]
+    try:
+        pdfmetrics.registerFont(TTFont(name, str(file)))
+    except Exception as exc:  # reportlab raises TTFError and others for bad files
+        raise FontError(f"cannot use font {path}: {exc}") from exc
+    return name
+
+
+def load_fonts(font_path: str | None = None, bold_font_path: str | None = None) -> Fonts:
+    """Register (once) and return the fonts: embedded TrueType subsets with ToUnicode maps."""
+    regular = _register(font_path or DEFAULT_FONT)
+    bold = _register(bold_font_path or (DEFAULT_BOLD_FONT if font_path is None else font_path))
+    return Fonts(regular=regular, bold=bold)
+
+
+@dataclass(frozen=True)
+class MarkBlock:
+    """Wrapped lines of a mark, ready to draw, and the QR matrix (True = dark module)."""
+
+    lines: list[tuple[str, str, float]]  # (text, font name, size)
+    qr: list[list[bool]] | None
+
+    @property
+    def text_height(self) -> float:
+        return sum(size * LEADING for _, _, size in self.lines)
+
+    @property
+    def qr_size(self) -> float:
+        if not self.qr:
+            return 0.0
+        return (len(self.qr) + 2 * QR_QUIET_MODULES) * QR_MODULE_PT
+
+    @property
+    def height(self) -> float:
+        return max(self.text_height, self.qr_size) + 2 * MARGIN
+
+
+def qr_matrix(payload: str) -> list[list[bool]]:
+    """The QR code (ISO/IEC 18004, error correction M, UTF-8 byte mode) as a module matrix."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+    code.add_data(payload.encode("utf-8"))
+    code.make(fit=True)
+    return [list(row) for row in code.get_matrix()]
+
+
+def wrap_mark(lines: Sequence[str], fonts: Fonts, width: float, *, bold_first: bool = True,
+              qr_payload: str | None = None) -> MarkBlock:
+    """Wrap mark lines to the text column left of the QR code."""
+    qr = qr_matrix(qr_payload) if qr_payload else None
+    qr_width = ((len(qr) + 2 * QR_QUIET_MODULES) * QR_MODULE_PT + MARGIN) if qr else 0.0
+    column = max(width - 2 * MARGIN - qr_width, 120.0)
+    wrapped: list[tuple[str, str, float]] = []
+    for number, line in enumerate(lines):
+        bold = bold_first and number == 0
+        font, size = (fonts.bold, STATEMENT_SIZE) if bold else (fonts.regular, TEXT_SIZE)
+        fonts.require(line, bold=bold)
+        for part in simpleSplit(line, font, size, column):
+            wrapped.append((part, font, size))
+    return MarkBlock(lines=wrapped, qr=qr)
+
+
+@dataclass(frozen=True)
+class PageGeometry:
+    width: float
+    height: float
+    image: Rect  # where the archive image goes
+    top_band: float
+    bottom_band: float
+
+    def signature_boxes(self) -> dict[str, Rect]:
+        """Officer (top-left) and agency (top-right) boxes inside the top band."""
+        if self.top_band <= 0:
+            return {}
+        box_w = (self.width - 3 * MARGIN) / 2
+        y2 = self.height - (self.top_band - SIGNATURE_BOX_HEIGHT) / 2 + SIGNATURE_CAPTION_SIZE / 2
+        y1 = y2 - SIGNATURE_BOX_HEIGHT
+        return {
+            "officer": (MARGIN, y1, MARGIN + box_w, y2),
+            "agency": (self.width - MARGIN - box_w, y1, self.width - MARGIN, y2),
+        }
+
+
+def page_geometry(image_width_pt: float, image_height_pt: float, *, signature_band: bool,
+                  mark: MarkBlock | None) -> PageGeometry:
+    """Page size and image placement for one page (bands added only where asked)."""
+    marked = signature_band or mark is not None
+    width = max(image_width_pt, MIN_MARKED_WIDTH) if marked else image_width_pt
+    top = SIGNATURE_BAND if signature_band else 0.0
+    bottom = mark.height if mark is not None else 0.0
+    x = (width - image_width_pt) / 2
+    return PageGeometry(width=width, height=bottom + image_height_pt + top,
+                        image=(x, bottom, x + image_width_pt, bottom + image_height_pt),
+                        top_band=top, bottom_band=bottom)
+
+
+def draw_mark(canvas: Canvas, geometry: PageGeometry, block: MarkBlock) -> None:
+    """Draw the mark text and QR code in the bottom band (black on white, vector QR)."""
+    canvas.saveState()
+    band = geometry.bottom_band
+    canvas.setStrokeGray(BAND_RULE_GRAY)
+    canvas.setLineWidth(0.5)
+    canvas.line(MARGIN, band - 0.5, geometry.width - MARGIN, band - 0.5)
+    canvas.setFillGray(0)
+    y = band - MARGIN
+    for text, font, size in block.lines:
+        y -= size * LEADING
+        canvas.setFont(font, size)
+        canvas.drawString(MARGIN, y + size * (LEADING - 1), text)
+    if block.qr:
+        modules = len(block.qr)
+        x0 = geometry.width - MARGIN - block.qr_size + QR_QUIET_MODULES * QR_MODULE_PT
+        y_top = band - MARGIN - QR_QUIET_MODULES * QR_MODULE_PT
+        path = canvas.beginPath()
+        for row in range(modules):
+            for col, dark in enumerate(block.qr[row]):
+                if dark:
+                    path.rect(x0 + col * QR_MODULE_PT, y_top - (row + 1) * QR_MODULE_PT,
+                              QR_MODULE_PT, QR_MODULE_PT)
+        canvas.drawPath(path, stroke=0, fill=1)
+    canvas.restoreState()
+
+
+def draw_signature_captions(canvas: Canvas, geometry: PageGeometry, fonts: Fonts,
+                            captions: dict[str, str]) -> None:
+    """Small gray captions under the (empty) signature boxes of the top band."""
+    canvas.saveState()
+    canvas.setFillGray(0.45)
+    canvas.setFont(fonts.regular, SIGNATURE_CAPTION_SIZE)
+    for role, (x1, y1, _x2, _y2) in geometry.signature_boxes().items():
+        caption = captions.get(role)
+        if caption:
+            canvas.drawString(x1, y1 - SIGNATURE_CAPTION_SIZE - 1, caption)
+    canvas.setStrokeGray(BAND_RULE_GRAY)
+    canvas.setLineWidth(0.5)
+    top_rule = geometry.height - geometry.top_band + 0.5
+    canvas.line(MARGIN, top_rule, geometry.width - MARGIN, top_rule)
+    canvas.restoreState()
+
+
+def _lines(words: Iterable[Word]) -> list[list[Word]]:
+    """Words grouped into lines, keeping reading order."""
+    lines: list[list[Word]] = []
+    key: tuple[int, int] | None = None
+    for word in words:
+        if not word.text.strip() or word.width <= 0 or word.height <= 0:
+            continue
+        if key != (word.block, word.line) or not lines:
+            lines.append([])
+            key = (word.block, word.line)
+        lines[-1].append(word)
+    return lines
+
+
+def draw_text_layer(canvas: Canvas, words: Sequence[Word], *, dpi: float,
+                    image_rect: Rect, fonts: Fonts) -> int:
+    """Draw the OCR words as invisible text (render mode 3) exactly over the image.
+
+    Word boxes are archive-image pixels, top-left origin. Each word is stretched horizontally to
+    its box; an inter-word space is drawn and stretched to the next word so text extraction
+    yields spaces. Returns the number of words drawn.
+    """
+    scale = 72.0 / dpi
+    x0, _y0, _x1, y_top = image_rect
+    drawn = 0
+    text = canvas.beginText()
+    text.setTextRenderMode(3)
+    font = fonts.regular
+    space_width = pdfmetrics.stringWidth(" ", font, 1.0) or 0.25
+    for line in _lines(words):
+        top = min(w.top for w in line)
+        bottom = max(w.top + w.height for w in line)
+        line_height = (bottom - top) * scale
+        size = max(line_height * 0.85, 1.0)
+        baseline = y_top - bottom * scale + line_height * 0.18
+        for number, word in enumerate(line):
+            left = x0 + word.left * scale
+            box_width = word.width * scale
+            shown = fonts.printable(word.text)
+            natural = pdfmetrics.stringWidth(shown, font, size)
+            text.setFont(font, size)
+            text.setTextOrigin(left, baseline)
+            text.setHorizScale(100.0 * box_width / natural if natural > 0 else 100.0)
+            text.textOut(shown)
+            drawn += 1
+            if number + 1 < len(line):
+                gap = (line[number + 1].left - (word.left + word.width)) * scale
+                text.setHorizScale(max(100.0 * gap / (space_width * size), 1.0))
+                text.textOut(" ")
+    text.setTextRenderMode(0)
+    canvas.saveState()  # Tr is graphics state: keep mode 3 from leaking into the mark
+    canvas.drawText(text)
+    canvas.restoreState()
+    return drawn
