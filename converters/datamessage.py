@@ -122,9 +122,11 @@ def build_data_message(pages: list[MessagePage], record: StructuredRecord,
         flavour = "3b" if options.embed_record else "2b"
         if options.embed_record:
             _attach_record(pdf, completed)
+        pikepdf.pdfa.prepare(pdf, flavour, output_intent="sRGB")
+        _drop_volatile_docinfo(pdf)
         out = io.BytesIO()
         try:
-            pikepdf.pdfa.save(pdf, out, flavour, output_intent="sRGB", deterministic_id=True)
+            pikepdf.pdfa.save(pdf, out, flavour, repair=False, deterministic_id=True)
         except pikepdf.pdfa.PdfaError as exc:  # our own output must always pass
             raise DataMessageError(f"the built PDF is not PDF/A-{flavour}: {exc}") from exc
     data = out.getvalue()
@@ -223,7 +225,6 @@ def _write_metadata(pdf: pikepdf.Pdf, record: StructuredRecord, mark_lines: list
         Subject=pikepdf.String("\n".join(mark_lines)),
         Creator=pikepdf.String(info.system_name or options.producer),
         CreationDate=pikepdf.String(_format_pdf_date(info.converted_at)),
-        ModDate=pikepdf.String(_format_pdf_date(info.converted_at)),
     ))
     with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
         meta["dc:title"] = title
@@ -239,6 +240,20 @@ def _write_metadata(pdf: pikepdf.Pdf, record: StructuredRecord, mark_lines: list
         meta["xmp:CreatorTool"] = info.system_name or options.producer
         meta["pdf:Keywords"] = "; ".join(
             x for x in (record.doc_type, record.doc_type_name, info.agency_code, record.uri) if x)
+
+
+def _drop_volatile_docinfo(pdf: pikepdf.Pdf) -> None:
+    """Keep only DocInfo entries later writers leave alone.
+
+    Signing tools (pyHanko) rewrite XMP pdf:Producer / xmp:ModifyDate on each incremental update
+    but append their own name to an existing DocInfo /Producer, which would break the PDF/A
+    DocInfo-XMP equivalence; without these two keys there is nothing to disagree about.
+    """
+    info = pdf.trailer.get(Name.Info)
+    if isinstance(info, pikepdf.Dictionary):
+        for key in (Name.Producer, Name.ModDate):
+            if key in info:
+                del info[key]
 
 
 def _attach_record(pdf: pikepdf.Pdf, record: StructuredRecord) -> None:
