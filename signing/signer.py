@@ -1,0 +1,505 @@
+"""PAdES signing of PDF(/A) files: one interface over PKCS#12, PKCS#11 and remote key sources.
+
+Usage::
+
+    signer = open_signer(SignerSpec(kind="pkcs12", path="agency.p12", passphrase="..."))
+    signed = signer.sign(pdf_bytes, field_name="Sig_Agency", box=(400, 760, 580, 820),
+                         lines=["Ký bởi: UBND phường Bến Nghé", "Thời gian: 2026-11-23T09:15:02+07:00"],
+                         level="B-T", timestamp_url="http://127.0.0.1:8799/tsa")
+
+A :class:`PdfSigner` keeps the key (and PKCS#11 session / HTTP connections) open, reuses one
+event loop, one validation context (fetched OCSP/CRL answers are cached between documents) and
+remembers the signature size per level, so signing a batch does no per-document setup and no
+dry-run signature.
+
+Each call appends one signature as an incremental update, so the output of one call can be signed
+again (officer first, organization second) and PDF/A conformance of the input is kept: the
+visible appearance uses an embedded subset of a TrueType font that covers Vietnamese.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import io
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from asn1crypto import pem, x509 as asn1_x509
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign import fields, signers, timestamps
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+SignatureLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
+LEVELS: tuple[str, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
+
+FONT_CANDIDATES: tuple[Path, ...] = (
+    Path("/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+)
+DEFAULT_FONT_SIZE = 8
+_RESERVE_MARGIN = 1.25
+_RESERVE_EXTRA = 2048
+
+# fontTools logs every table it cannot subset (e.g. FFTM) at INFO level: noise for our users.
+logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
+
+
+class SigningError(Exception):
+    """Signing could not be done (bad input, unusable key, unreachable TSA/OCSP...)."""
+
+
+@dataclass
+class SignerSpec:
+    """Where the signing key lives.
+
+    - ``pkcs12``: ``path`` + ``passphrase``.
+    - ``pkcs11``: ``pkcs11_module`` (e.g. /usr/lib/softhsm/libsofthsm2.so), ``token_label``,
+      ``pin``, ``key_label`` (the certificate is read from the token under the same label unless
+      ``cert_path`` is given).
+    - ``remote``: ``remote_url`` of a signing service (see :class:`RemoteSigner`) and
+      ``cert_path`` (PEM/DER, signer certificate first, then its chain).
+    """
+
+    kind: Literal["pkcs12", "pkcs11", "remote"] = "pkcs12"
+    path: str | None = None
+    passphrase: str | None = None
+    pkcs11_module: str | None = None
+    token_label: str | None = None
+    pin: str | None = None
+    key_label: str | None = None
+    remote_url: str | None = None
+    cert_path: str | None = None
+
+
+def load_certificates(path: str | Path) -> list[asn1_x509.Certificate]:
+    """All certificates in a PEM (one or more blocks) or DER file, in file order."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SigningError(f"cannot read certificate file {path}: {exc}") from exc
+    if pem.detect(data):
+        return [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [asn1_x509.Certificate.load(data)]
+
+
+class RemoteSigner(signers.Signer):
+    """A pyHanko signer whose private key lives in a remote signing service.
+
+    Protocol (JSON over HTTP POST to ``url``)::
+
+        request:  {"digest": "<base64>", "digest_algorithm": "sha256",
+                   "signature_algorithm": "rsassa_pss" | "rsassa_pkcs1v15" | "ecdsa",
+                   "pss_salt_length": 32 | null, "key_id": "<cert SHA-256 hex>"}
+        response: {"signature": "<base64>"}
+
+    Only the digest of the CMS signed attributes leaves the process. ``signing.devserver.
+    serve_remote_signer`` is a loopback implementation of the service.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        signing_cert: asn1_x509.Certificate,
+        chain: list[asn1_x509.Certificate],
+        *,
+        prefer_pss: bool = True,
+        timeout: float = 10.0,
+        client: httpx.Client | None = None,
+    ):
+        registry = SimpleCertificateStore.from_certs([signing_cert, *chain])
+        super().__init__(
+            prefer_pss=prefer_pss, signing_cert=signing_cert, cert_registry=registry
+        )
+        self.url = url
+        self._client = client or httpx.Client(timeout=timeout)
+        self._key_id = hashlib.sha256(signing_cert.dump()).hexdigest()
+
+    def _dry_run_signature(self) -> bytes:
+        cert = self.signing_cert
+        assert cert is not None
+        if cert.public_key.algorithm == "ec":
+            return b"\x00" * 72  # maximal DER ECDSA P-256 signature
+        return b"\x00" * (cert.public_key.bit_size // 8)
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        if dry_run:
+            return self._dry_run_signature()
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        sig_algo = mechanism.signature_algo
+        salt = None
+        if sig_algo == "rsassa_pss":
+            salt = int(mechanism["parameters"]["salt_length"].native)
+        digest = hashlib.new(digest_algorithm, data).digest()
+        payload = {
+            "digest": base64.b64encode(digest).decode(),
+            "digest_algorithm": digest_algorithm,
+            "signature_algorithm": sig_algo,
+            "pss_salt_length": salt,
+            "key_id": self._key_id,
+        }
+        try:
+            resp = self._client.post(self.url, json=payload)
+        except httpx.HTTPError as exc:
+            raise SigningError(f"remote signing service unreachable: {exc}") from exc
+        if resp.status_code != 200:
+            raise SigningError(
+                f"remote signing service answered HTTP {resp.status_code}: {resp.text[:200]}"
+            )
+        try:
+            return base64.b64decode(resp.json()["signature"], validate=True)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SigningError("remote signing service sent a malformed answer") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _self_signed(certs: list[asn1_x509.Certificate]) -> list[asn1_x509.Certificate]:
+    return [c for c in certs if c.self_signed in ("maybe", "yes")]
+
+
+@dataclass
+class _LevelPlan:
+    meta: signers.PdfSignatureMetadata
+    needs_timestamp: bool
+
+
+@dataclass
+class PdfSigner:
+    """Signs PDFs with one loaded key. Not reentrant: calls are serialised by a lock."""
+
+    signer: signers.Signer
+    trust_roots: list[asn1_x509.Certificate]
+    font_path: Path = field(default_factory=lambda: _default_font())
+    font_size: int = DEFAULT_FONT_SIZE
+    timestamper: timestamps.TimeStamper | None = None
+    prefer_pss: bool = True
+    closer: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        cert = self.signer.signing_cert
+        if cert is None:
+            raise SigningError("the key source did not provide a signing certificate")
+        self._cert = cert
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._timestampers: dict[str, timestamps.TimeStamper] = {}
+        self._reserved: dict[tuple[str, str | None], int] = {}
+        self._validation_context: ValidationContext | None = None
+        self._font_factory = GlyphAccumulatorFactory(str(self.font_path), font_size=self.font_size)
+        self._stamp_style = TextStampStyle(
+            stamp_text="%(lines)s",
+            text_box_style=TextBoxStyle(font=self._font_factory, font_size=self.font_size),
+            border_width=1,
+        )
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def subject_name(self) -> str:
+        """The signer certificate's common name (or full subject if it has no CN)."""
+        subject = self._cert.subject.native
+        return str(subject.get("common_name") or self._cert.subject.human_friendly)
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self._cert.dump()
+
+    def sign(
+        self,
+        pdf: bytes,
+        *,
+        field_name: str,
+        box: tuple[float, float, float, float],
+        page: int = 0,
+        lines: list[str] | None = None,
+        reason: str | None = None,
+        location: str | None = None,
+        level: str = "B-B",
+        timestamp_url: str | None = None,
+    ) -> bytes:
+        """Append a PAdES signature (incremental update) and return the signed PDF."""
+        if level not in LEVELS:
+            raise SigningError(f"unknown signature level {level!r}; use one of {', '.join(LEVELS)}")
+        if not field_name or any(c in field_name for c in ".()/"):
+            raise SigningError(f"invalid signature field name {field_name!r}")
+        self._check_box(box)
+        self._check_certificate_validity()
+        timestamper = self._timestamper_for(level, timestamp_url)
+        try:
+            writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        except Exception as exc:  # pyHanko raises several types for unreadable input
+            raise SigningError(f"input is not a readable PDF: {exc}") from exc
+        n_pages = int(writer.root["/Pages"]["/Count"])
+        if not 0 <= page < n_pages:
+            raise SigningError(f"page {page} out of range: the document has {n_pages} page(s)")
+        meta = self._metadata(field_name, level, reason, location)
+        pdf_signer = signers.PdfSigner(
+            meta,
+            signer=self.signer,
+            timestamper=timestamper,
+            stamp_style=self._stamp_style,
+            new_field_spec=fields.SigFieldSpec(
+                sig_field_name=field_name, on_page=page, box=tuple(box)  # type: ignore[arg-type]
+            ),
+        )
+        text = "\n".join(lines) if lines else self.subject_name
+        key = (level, timestamp_url)
+        with self._lock:
+            out = self._run_sign(pdf_signer, writer, text, self._reserved.get(key))
+            if key not in self._reserved:
+                self._reserved[key] = _reserve_for(out, field_name)
+        return out
+
+    def close(self) -> None:
+        """Release the key source (PKCS#11 session, HTTP clients) and the event loop."""
+        if self.closer is not None:
+            self.closer()
+            self.closer = None
+        if not self._loop.is_closed():
+            self._loop.close()
+
+    def __enter__(self) -> PdfSigner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _run_sign(
+        self,
+        pdf_signer: signers.PdfSigner,
+        writer: IncrementalPdfFileWriter,
+        text: str,
+        reserved: int | None,
+    ) -> bytes:
+        output = io.BytesIO()
+        coro = pdf_signer.async_sign_pdf(
+            writer,
+            bytes_reserved=reserved,
+            appearance_text_params={"lines": text},
+            output=output,
+        )
+        try:
+            self._loop.run_until_complete(coro)
+        except PyHankoSigningError as exc:
+            if reserved is not None and "too small" in str(exc).lower():
+                raise SigningError(
+                    "reserved signature size too small; reopen the signer"
+                ) from exc
+            raise SigningError(f"signing failed: {exc}") from exc
+        except OSError as exc:
+            raise SigningError(f"signing failed (network or file error): {exc}") from exc
+        return output.getvalue()
+
+    def _metadata(
+        self, field_name: str, level: str, reason: str | None, location: str | None
+    ) -> signers.PdfSignatureMetadata:
+        long_term = level in ("B-LT", "B-LTA")
+        return signers.PdfSignatureMetadata(
+            field_name=field_name,
+            md_algorithm="sha256",
+            subfilter=fields.SigSeedSubFilter.PADES,
+            reason=reason,
+            location=location,
+            embed_validation_info=long_term,
+            use_pades_lta=level == "B-LTA",
+            validation_context=self._long_term_context() if long_term else None,
+            dss_settings=DSSContentSettings(placement=SigDSSPlacementPreference.SEPARATE_REVISION),
+        )
+
+    def _long_term_context(self) -> ValidationContext:
+        if self._validation_context is None:
+            self._validation_context = ValidationContext(
+                trust_roots=self.trust_roots,
+                allow_fetching=True,
+                revocation_mode="hard-fail",
+                fetcher_backend=RequestsFetcherBackend(),
+            )
+        return self._validation_context
+
+    def _timestamper_for(self, level: str, url: str | None) -> timestamps.TimeStamper | None:
+        if level == "B-B":
+            return None
+        if url is None:
+            if self.timestamper is None:
+                raise SigningError(f"level {level} needs a timestamp_url (RFC 3161 TSA)")
+            return self.timestamper
+        if url not in self._timestampers:
+            if not url.startswith(("http://", "https://")):
+                raise SigningError(f"timestamp_url must be an http(s) URL, got {url!r}")
+            self._timestampers[url] = timestamps.HTTPTimeStamper(url, timeout=10)
+        return self._timestampers[url]
+
+    def _check_certificate_validity(self) -> None:
+        validity = self._cert["tbs_certificate"]["validity"]
+        now = dt.datetime.now(dt.timezone.utc)
+        not_before = validity["not_before"].native
+        not_after = validity["not_after"].native
+        if now < not_before:
+            raise SigningError(f"signing certificate not valid before {not_before.isoformat()}")
+        if now > not_after:
+            raise SigningError(f"signing certificate expired on {not_after.isoformat()}")
+
+    @staticmethod
+    def _check_box(box: tuple[float, float, float, float]) -> None:
+        if len(box) != 4:
+            raise SigningError("box must be (x1, y1, x2, y2) in PDF points")
+        x1, y1, x2, y2 = box
+        if x2 - x1 < 10 or y2 - y1 < 10:
+            raise SigningError(f"signature box {box} is too small or inverted (x1<x2, y1<y2)")
+
+
+def _reserve_for(signed_pdf: bytes, field_name: str) -> int:
+    """Bytes to reserve for later signatures of the same kind, from one actual signature."""
+    reader = PdfFileReader(io.BytesIO(signed_pdf), strict=False)
+    for sig in reader.embedded_regular_signatures:
+        if sig.field_name == field_name:
+            size = len(sig.pkcs7_content)
+            reserve = int(size * _RESERVE_MARGIN) + _RESERVE_EXTRA
+            return reserve + reserve % 2  # pyHanko wants an even number
+    raise SigningError(f"signature field {field_name!r} not found after signing")
+
+
+def _default_font() -> Path:
+    for candidate in FONT_CANDIDATES:
+        if candidate.exists():
+            return candidate
+    raise SigningError(
+        "no Vietnamese-capable TrueType font found; install fonts-liberation or fonts-dejavu-core"
+    )
+
+
+def _pss_for(cert: asn1_x509.Certificate, prefer_pss: bool) -> bool:
+    return prefer_pss and cert.public_key.algorithm == "rsa"
+
+
+def _open_pkcs12(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, list]:
+    if not spec.path:
+        raise SigningError("pkcs12 signer needs `path`")
+    try:
+        data = Path(spec.path).read_bytes()
+    except OSError as exc:
+        raise SigningError(f"cannot read PKCS#12 file {spec.path}: {exc}") from exc
+    passphrase = spec.passphrase.encode() if spec.passphrase is not None else None
+    try:
+        signer = signers.SimpleSigner.load_pkcs12_data(
+            data, other_certs=(), passphrase=passphrase
+        )
+    except Exception as exc:  # wrong passphrase, corrupt file
+        raise SigningError(f"cannot open PKCS#12 file {spec.path}: wrong passphrase or bad file") from exc
+    cert = signer.signing_cert
+    assert cert is not None
+    signer.prefer_pss = _pss_for(cert, prefer_pss)
+    extra = [load_certificates(spec.cert_path)] if spec.cert_path else []
+    chain = list(signer.cert_registry) + [c for group in extra for c in group]
+    return signer, _self_signed(chain)
+
+
+def _open_pkcs11(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, list, Callable[[], None]]:
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign import pkcs11 as hanko_pkcs11
+
+    if not (spec.pkcs11_module and spec.key_label):
+        raise SigningError("pkcs11 signer needs `pkcs11_module` and `key_label`")
+    if spec.pin is None:
+        raise SigningError("pkcs11 signer needs the user `pin`")
+    try:
+        session = hanko_pkcs11.open_pkcs11_session(
+            spec.pkcs11_module,
+            token_criteria=TokenCriteria(label=spec.token_label) if spec.token_label else None,
+            user_pin=spec.pin,
+        )
+    except Exception as exc:
+        raise SigningError(f"cannot open PKCS#11 token {spec.token_label!r}: {exc}") from exc
+    certs = load_certificates(spec.cert_path) if spec.cert_path else []
+    try:
+        signer = hanko_pkcs11.PKCS11Signer(
+            session,
+            key_label=spec.key_label,
+            cert_label=None if certs else spec.key_label,
+            signing_cert=certs[0] if certs else None,
+            ca_chain=certs[1:],
+            prefer_pss=True,
+        )
+        cert = signer.signing_cert
+    except Exception as exc:
+        session.close()
+        raise SigningError(f"key/certificate {spec.key_label!r} not usable on the token: {exc}") from exc
+    if cert is None:
+        session.close()
+        raise SigningError(f"no certificate for key {spec.key_label!r}; give cert_path")
+    signer.prefer_pss = _pss_for(cert, prefer_pss)
+    return signer, _self_signed(list(signer.cert_registry) + certs), session.close
+
+
+def _open_remote(spec: SignerSpec, prefer_pss: bool) -> tuple[RemoteSigner, list]:
+    if not (spec.remote_url and spec.cert_path):
+        raise SigningError("remote signer needs `remote_url` and `cert_path`")
+    certs = load_certificates(spec.cert_path)
+    if not certs:
+        raise SigningError(f"no certificate in {spec.cert_path}")
+    signer = RemoteSigner(
+        spec.remote_url, certs[0], certs[1:], prefer_pss=_pss_for(certs[0], prefer_pss)
+    )
+    return signer, _self_signed(certs)
+
+
+def open_signer(
+    spec: SignerSpec,
+    *,
+    timestamper: timestamps.TimeStamper | None = None,
+    prefer_pss: bool = True,
+    font_path: Path | None = None,
+) -> PdfSigner:
+    """Load the key described by ``spec`` once and return a reusable :class:`PdfSigner`.
+
+    ``timestamper`` (optional) is used for B-T and above when ``sign`` gets no
+    ``timestamp_url`` (e.g. :func:`signing.devserver.local_timestamper`). RSA keys sign with
+    RSASSA-PSS unless ``prefer_pss=False``.
+    """
+    closer: Callable[[], None] | None = None
+    if spec.kind == "pkcs12":
+        signer, roots = _open_pkcs12(spec, prefer_pss)
+    elif spec.kind == "pkcs11":
+        signer, roots, closer = _open_pkcs11(spec, prefer_pss)
+    elif spec.kind == "remote":
+        remote, roots = _open_remote(spec, prefer_pss)
+        signer, closer = remote, remote.close
+    else:
+        raise SigningError(f"unknown signer kind {spec.kind!r}; use pkcs12, pkcs11 or remote")
+    return PdfSigner(
+        signer=signer,
+        trust_roots=roots,
+        font_path=font_path or _default_font(),
+        timestamper=timestamper,
+        prefer_pss=prefer_pss,
+        closer=closer,
+    )
+
+
+__all__ = [
+    "LEVELS",
+    "PdfSigner",
+    "RemoteSigner",
+    "SignerSpec",
+    "SigningError",
+    "load_certificates",
+    "open_signer",
+]
+

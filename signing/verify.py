@@ -1,0 +1,439 @@
+"""Verification of PAdES signatures with EU DSS-style verdicts, in Vietnamese and English.
+
+Each signature is validated with pyHanko's PAdES (ETSI EN 319 102-1) long-term validation
+(:func:`pyhanko.sign.validation.ades.ades_lta_validation`): integrity of the signed byte range,
+the CMS signature, the chain to the configured trust roots, revocation (embedded DSS data first,
+online OCSP/CRL depending on ``revocation``), signature and document timestamps, and pyHanko's
+difference analysis of every incremental update made after signing.
+
+Verdicts follow ETSI/EU DSS: ``TOTAL_PASSED``, ``INDETERMINATE`` (with a sub-indication such as
+``NO_CERTIFICATE_CHAIN_FOUND``, ``OUT_OF_BOUNDS_NO_POE``, ``TRY_LATER``) or ``TOTAL_FAILED``
+(``HASH_FAILURE``, ``SIG_CRYPTO_FAILURE``, ``REVOKED``, ``FORMAT_FAILURE``...).
+
+Documented choices:
+
+- A PDF without any signature gets verdict ``TOTAL_FAILED`` / ``FORMAT_FAILURE`` with the message
+  "Tài liệu không có chữ ký số" (no signature): an unsigned file must never look acceptable.
+- A PDF that cannot be parsed gets ``TOTAL_FAILED`` / ``FORMAT_FAILURE``.
+- Changes after signing that go beyond adding signatures, form filling, DSS/timestamps
+  (e.g. new page content) give ``TOTAL_FAILED`` / ``FORMAT_FAILURE`` for the signatures they
+  follow ("modified after signing"); pyHanko's diff policy decides what is allowed.
+- ``revocation``: ``"soft"`` (default) fetches OCSP/CRL when the DSS has none but accepts a
+  signature if no revocation source answers; ``"hard"`` requires an answer (else ``TRY_LATER``);
+  ``"off"`` skips revocation checking (embedded data is still used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from asn1crypto import pem, x509 as asn1_x509
+from pydantic import BaseModel
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.ades.report import AdESFailure, AdESStatus
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.pdf_embedded import (
+    EmbeddedPdfSignature,
+    async_validate_pdf_signature,
+)
+from pyhanko.sign.validation.policy_decl import (
+    PdfSignatureValidationSpec,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+
+RevocationMode = Literal["soft", "hard", "off"]
+
+_KEY_USAGE = KeyUsageConstraints(
+    key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
+)
+
+TOTAL_PASSED = "TOTAL_PASSED"
+INDETERMINATE = "INDETERMINATE"
+TOTAL_FAILED = "TOTAL_FAILED"
+
+_FETCH_TIMEOUT_SECONDS = 5
+
+# pyHanko warns on every B-T signature without a later document timestamp: expected, not news.
+logging.getLogger("pyhanko.sign.validation.ades").setLevel(logging.ERROR)
+
+# sub-indication -> (Vietnamese, English) explanation
+_SUB_MESSAGES: dict[str, tuple[str, str]] = {
+    "HASH_FAILURE": (
+        "nội dung tài liệu đã bị thay đổi sau khi ký (sai lệch mã băm)",
+        "the document content was altered after signing (hash mismatch)",
+    ),
+    "SIG_CRYPTO_FAILURE": (
+        "giá trị chữ ký không hợp lệ với khoá công khai của người ký",
+        "the signature value does not verify with the signer's public key",
+    ),
+    "REVOKED": (
+        "chứng thư số của người ký đã bị thu hồi",
+        "the signer's certificate has been revoked",
+    ),
+    "REVOKED_NO_POE": (
+        "chứng thư số đã bị thu hồi và không có bằng chứng chữ ký được tạo trước thời điểm thu hồi",
+        "the certificate was revoked and there is no proof the signature existed before revocation",
+    ),
+    "NO_CERTIFICATE_CHAIN_FOUND": (
+        "không xây dựng được chuỗi chứng thư đến một chứng thư gốc tin cậy",
+        "no certificate chain to a trusted root could be built",
+    ),
+    "OUT_OF_BOUNDS_NO_POE": (
+        "chứng thư số đã hết hạn (hoặc chưa có hiệu lực) và không có dấu thời gian chứng minh "
+        "chữ ký được tạo khi chứng thư còn hiệu lực",
+        "the certificate is expired (or not yet valid) and no timestamp proves the signature "
+        "was made while it was valid",
+    ),
+    "OUT_OF_BOUNDS_NOT_REVOKED": (
+        "chứng thư số đã hết hạn nhưng không bị thu hồi",
+        "the certificate is expired but was not revoked",
+    ),
+    "EXPIRED": ("chứng thư số đã hết hạn", "the certificate has expired"),
+    "NOT_YET_VALID": ("chứng thư số chưa có hiệu lực", "the certificate is not yet valid"),
+    "TRY_LATER": (
+        "chưa lấy được thông tin thu hồi (OCSP/CRL); hãy kiểm tra lại sau",
+        "revocation information (OCSP/CRL) could not be obtained; try again later",
+    ),
+    "FORMAT_FAILURE": (
+        "định dạng chữ ký hoặc tài liệu không hợp lệ",
+        "the signature or document format is invalid",
+    ),
+    "MODIFIED": (
+        "tài liệu đã bị sửa đổi nội dung sau khi ký (cập nhật gia tăng không được phép)",
+        "the document was modified after signing (disallowed incremental update)",
+    ),
+    "NO_SIGNATURE": ("tài liệu không có chữ ký số", "the document has no digital signature"),
+    "CHAIN_CONSTRAINTS_FAILURE": (
+        "chuỗi chứng thư không đáp ứng các ràng buộc (mục đích sử dụng khoá, chính sách)",
+        "the certificate chain does not meet constraints (key usage, policy)",
+    ),
+    "SIG_CONSTRAINTS_FAILURE": (
+        "chữ ký không đáp ứng các ràng buộc kiểm tra",
+        "the signature does not meet the validation constraints",
+    ),
+    "CRYPTO_CONSTRAINTS_FAILURE": (
+        "thuật toán mật mã không còn được chấp nhận",
+        "the cryptographic algorithm is no longer acceptable",
+    ),
+}
+
+
+class SignatureResult(BaseModel):
+    field: str
+    verdict: str
+    sub_indication: str | None
+    level: str
+    signer: str
+    signing_time: datetime | None
+    trusted: bool
+    intact: bool
+    covers_whole_document: bool
+    modification_level: str | None
+    message_vi: str
+    message_en: str
+
+
+class VerificationReport(BaseModel):
+    signatures: list[SignatureResult]
+    verdict: str
+    message_vi: str
+    message_en: str
+
+    @property
+    def passed(self) -> bool:
+        """True when there is at least one signature and every one is TOTAL_PASSED."""
+        return bool(self.signatures) and all(s.verdict == TOTAL_PASSED for s in self.signatures)
+
+
+class TrustRootError(ValueError):
+    """A configured trust root is not a readable certificate."""
+
+
+def load_trust_roots(trust_roots: list[bytes]) -> list[asn1_x509.Certificate]:
+    """Parse PEM (one or several certificates) or DER trust roots."""
+    certs: list[asn1_x509.Certificate] = []
+    for blob in trust_roots:
+        try:
+            if pem.detect(blob):
+                certs.extend(
+                    asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(blob, multiple=True)
+                )
+            else:
+                certs.append(asn1_x509.Certificate.load(blob))
+        except (ValueError, TypeError) as exc:
+            raise TrustRootError(f"trust root is not a PEM/DER certificate: {exc}") from exc
+    return certs
+
+
+def _revocation_policy(mode: RevocationMode) -> tuple[RevocationCheckingPolicy, RevinfoOnlineFetchingRule]:
+    if mode == "soft":
+        return RevocationCheckingPolicy.from_legacy("soft-fail"), RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH
+    if mode == "hard":
+        return RevocationCheckingPolicy.from_legacy("hard-fail"), RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH
+    if mode == "off":
+        no_check = RevocationCheckingPolicy(
+            ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
+            intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
+        )
+        return no_check, RevinfoOnlineFetchingRule.LOCAL_ONLY
+    raise ValueError(f"revocation must be 'soft', 'hard' or 'off', got {mode!r}")
+
+
+def _validation_spec(
+    roots: list[asn1_x509.Certificate], mode: RevocationMode, backend: RequestsFetcherBackend
+) -> PdfSignatureValidationSpec:
+    rev_policy, fetch_rule = _revocation_policy(mode)
+    cert_policy = CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=roots),
+        revinfo_policy=CertRevTrustPolicy(revocation_checking_policy=rev_policy),
+    )
+    return PdfSignatureValidationSpec(
+        signature_validation_spec=SignatureValidationSpec(
+            cert_validation_policy=cert_policy,
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=fetch_rule, fetcher_backend=backend
+            ),
+            key_usage_settings=_KEY_USAGE,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    roots: list[asn1_x509.Certificate]
+    revocation: RevocationMode
+    backend: RequestsFetcherBackend
+    spec: PdfSignatureValidationSpec
+
+
+def _signer_name(sig: EmbeddedPdfSignature) -> str:
+    try:
+        subject = sig.signer_cert.subject.native
+    except (ValueError, KeyError, AttributeError):
+        return ""
+    return str(subject.get("common_name") or sig.signer_cert.subject.human_friendly)
+
+
+def _level_of(sig: EmbeddedPdfSignature, reader: PdfFileReader, has_dss: bool) -> str:
+    """PAdES baseline level claimed by the document structure (not its validity)."""
+    unsigned = sig.signer_info["unsigned_attrs"]
+    has_sig_ts = bool(unsigned) and any(
+        attr["type"].native == "signature_time_stamp_token" for attr in unsigned
+    )
+    if not has_sig_ts:
+        return "B-B"
+    if not has_dss:
+        return "B-T"
+    sig_rev = sig.signed_revision
+    later_doc_ts = any(ts.signed_revision > sig_rev for ts in reader.embedded_timestamp_signatures)
+    return "B-LTA" if later_doc_ts else "B-LT"
+
+
+def _sentence(verdict: str, sub: str | None, signer: str) -> tuple[str, str]:
+    who_vi = f"Chữ ký của {signer}" if signer else "Chữ ký"
+    who_en = f"Signature of {signer}" if signer else "Signature"
+    if verdict == TOTAL_PASSED:
+        return (
+            f"{who_vi} hợp lệ: tài liệu toàn vẹn, chứng thư số tin cậy.",
+            f"{who_en} is valid: document intact, certificate trusted.",
+        )
+    vi, en = _SUB_MESSAGES.get(sub or "", ("lý do không xác định", "unspecified reason"))
+    if verdict == TOTAL_FAILED:
+        return f"{who_vi} KHÔNG hợp lệ: {vi}.", f"{who_en} is NOT valid: {en}."
+    return (
+        f"{who_vi} chưa xác định được tính hợp lệ: {vi}.",
+        f"{who_en} could not be fully validated: {en}.",
+    )
+
+
+def _modification_problem(status: PdfSignatureStatus | None) -> bool:
+    if status is None:
+        return False
+    if status.coverage not in (
+        SignatureCoverageLevel.ENTIRE_FILE,
+        SignatureCoverageLevel.ENTIRE_REVISION,
+    ):
+        return True
+    level = status.modification_level
+    if level is not None and level > ModificationLevel.FORM_FILLING:
+        return True
+    return status.docmdp_ok is False
+
+
+def _verdict(ades_status: AdESStatus, sub: str | None, api: PdfSignatureStatus | None) -> tuple[str, str | None]:
+    if api is not None and not api.intact:
+        return TOTAL_FAILED, "HASH_FAILURE"
+    if api is not None and not api.valid:
+        return TOTAL_FAILED, "SIG_CRYPTO_FAILURE"
+    if _modification_problem(api):
+        return TOTAL_FAILED, "FORMAT_FAILURE"
+    if ades_status == AdESStatus.PASSED:
+        return TOTAL_PASSED, None
+    if ades_status == AdESStatus.FAILED:
+        return TOTAL_FAILED, sub
+    return INDETERMINATE, sub
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: AdESStatus
+    sub: str | None
+    api: PdfSignatureStatus | None
+
+
+async def _basic_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
+    """B-B: validate at the current time (pyHanko's AdES basic validation drops PDF details)."""
+    rev_mode = {"soft": "soft-fail", "hard": "hard-fail", "off": "soft-fail"}[ctx.revocation]
+    vc = ValidationContext(
+        trust_roots=ctx.roots,
+        allow_fetching=ctx.revocation != "off",
+        revocation_mode=rev_mode,
+        fetcher_backend=ctx.backend,
+    )
+    api = await async_validate_pdf_signature(
+        sig, signer_validation_context=vc, key_usage_settings=_KEY_USAGE
+    )
+    if api.bottom_line:
+        return _Outcome(AdESStatus.PASSED, None, api)
+    indic = api.trust_problem_indic
+    if indic is None:
+        return _Outcome(AdESStatus.INDETERMINATE, "GENERIC", api)
+    return _Outcome(indic.status, indic.name, api)
+
+
+async def _long_term_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
+    """B-T and above: PAdES long-term validation (timestamps, DSS, document timestamps)."""
+    result = await ades_lta_validation(sig, ctx.spec)
+    status = result.ades_subindic.status
+    sub = None if status == AdESStatus.PASSED else result.ades_subindic.name
+    return _Outcome(status, sub, result.api_status)
+
+
+async def _validate_one(
+    sig: EmbeddedPdfSignature, reader: PdfFileReader, ctx: _Context, has_dss: bool
+) -> SignatureResult:
+    signer = _signer_name(sig)
+    level = _level_of(sig, reader, has_dss)
+    try:
+        if level == "B-B":
+            outcome = await _basic_outcome(sig, ctx)
+        else:
+            outcome = await _long_term_outcome(sig, ctx)
+    except (SignatureValidationError, ValueError, KeyError):
+        outcome = _Outcome(AdESStatus.FAILED, AdESFailure.FORMAT_FAILURE.name, None)
+    api = outcome.api
+    verdict, sub = _verdict(outcome.status, outcome.sub, api)
+    modified = verdict == TOTAL_FAILED and sub == "FORMAT_FAILURE" and _modification_problem(api)
+    vi, en = _sentence(verdict, "MODIFIED" if modified else sub, signer)
+    signing_time = None
+    if api is not None:
+        ts = api.timestamp_validity
+        signing_time = ts.timestamp if ts is not None else api.signer_reported_dt
+    if signing_time is None:
+        signing_time = sig.self_reported_timestamp
+    mod_level = api.modification_level if api is not None else None
+    return SignatureResult(
+        field=str(sig.field_name),
+        verdict=verdict,
+        sub_indication=sub,
+        level=level,
+        signer=signer,
+        signing_time=signing_time,
+        trusted=bool(api is not None and api.trusted),
+        intact=bool(api is not None and api.intact and api.valid),
+        covers_whole_document=bool(api is not None and api.coverage == SignatureCoverageLevel.ENTIRE_FILE),
+        modification_level=mod_level.name if mod_level is not None else None,
+        message_vi=vi,
+        message_en=en,
+    )
+
+
+async def _validate_all(
+    reader: PdfFileReader, roots: list[asn1_x509.Certificate], revocation: RevocationMode
+) -> list[SignatureResult]:
+    backend = RequestsFetcherBackend(per_request_timeout=_FETCH_TIMEOUT_SECONDS)
+    ctx = _Context(
+        roots=roots,
+        revocation=revocation,
+        backend=backend,
+        spec=_validation_spec(roots, revocation, backend),
+    )
+    has_dss = "/DSS" in reader.root
+    return [
+        await _validate_one(sig, reader, ctx, has_dss)
+        for sig in reader.embedded_regular_signatures
+    ]
+
+
+def _failed_report(sub_key: str) -> VerificationReport:
+    vi, en = _SUB_MESSAGES[sub_key]
+    return VerificationReport(
+        signatures=[],
+        verdict=TOTAL_FAILED,
+        message_vi=f"Không đạt: {vi}.",
+        message_en=f"Not passed: {en}.",
+    )
+
+
+def _overall(results: list[SignatureResult]) -> VerificationReport:
+    verdicts = {r.verdict for r in results}
+    if verdicts == {TOTAL_PASSED}:
+        verdict = TOTAL_PASSED
+        vi = f"Tất cả {len(results)} chữ ký số hợp lệ; tài liệu toàn vẹn kể từ khi ký."
+        en = f"All {len(results)} signature(s) valid; the document is intact since signing."
+    else:
+        verdict = TOTAL_FAILED if TOTAL_FAILED in verdicts else INDETERMINATE
+        bad = [r for r in results if r.verdict != TOTAL_PASSED]
+        vi = " ".join(r.message_vi for r in bad)
+        en = " ".join(r.message_en for r in bad)
+    return VerificationReport(signatures=results, verdict=verdict, message_vi=vi, message_en=en)
+
+
+def verify_pdf(
+    pdf: bytes, trust_roots: list[bytes], *, revocation: RevocationMode = "soft"
+) -> VerificationReport:
+    """Verify every signature in ``pdf`` against ``trust_roots`` (PEM or DER certificates)."""
+    roots = load_trust_roots(trust_roots)
+    _revocation_policy(revocation)  # validate the argument early
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        has_sigs = bool(reader.embedded_regular_signatures)
+    except Exception:  # pyHanko raises several error types for broken files
+        return _failed_report("FORMAT_FAILURE")
+    if not has_sigs:
+        return _failed_report("NO_SIGNATURE")
+    results = asyncio.run(_validate_all(reader, roots, revocation))
+    return _overall(results)
+
+
+__all__ = [
+    "INDETERMINATE",
+    "TOTAL_FAILED",
+    "TOTAL_PASSED",
+    "SignatureResult",
+    "TrustRootError",
+    "VerificationReport",
+    "load_trust_roots",
+    "verify_pdf",
+]
+
