@@ -414,8 +414,8 @@ def _assess(image: np.ndarray, gray_full: np.ndarray, dpi: float, index: int,
     gray, _ = _work_copy(image, dpi)
     work_dpi = min(dpi, WORK_DPI)
     normalized = normalize_illumination(gray, work_dpi)
-    _, ink = cv2.threshold(normalized, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    if float(normalized.min()) > 180:  # nothing darker than faint paper texture: no ink at all
-        ink[:] = 0
+    otsu, _ = cv2.threshold(normalized, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    # on a blank sheet Otsu splits paper texture in two: ink must also be clearly darker than paper
+    _, ink = cv2.threshold(normalized, min(otsu, 200.0), 255, cv2.THRESH_BINARY_INV)
     measures = quality_gate.measure(gray, ink, work_dpi)
     return quality_gate.assess(measures, dpi, index, opts.quality_thresholds)

@@ -53,9 +53,9 @@ class QualityThresholds:
     min_dpi: float = MIN_DPI
     blank_max_ink_ratio: float = 0.0015  # share of ink pixels below which a page is blank
     blank_max_components: int = 12  # text-sized ink blobs below which a page is blank
-    min_sharpness: float = 0.16  # edge sharpness 0..1 (see ``sharpness``)
+    min_sharpness: float = 0.5  # edge sharpness 0..1 (see ``sharpness``)
     dark_paper_level: float = 110.0  # median paper brightness (0..255) below which: too dark
-    min_ink_contrast: float = 70.0  # paper minus ink level below which: faded
+    min_ink_contrast: float = 100.0  # paper minus ink level below which: faded
     cut_off_min_components: int = 3  # text blobs touching one edge at which the page is cut off
 
 
@@ -132,11 +132,12 @@ def assess(measures: PageMeasures, dpi: float, page: int | None = None,
     issues: list[QualityIssue] = []
     if dpi < t.min_dpi:
         issues.append(issue("low_resolution", page, f"{dpi:.0f} dpi"))
+    blurry = measures.sharpness < t.min_sharpness
     if measures.paper_level < t.dark_paper_level:
         issues.append(issue("too_dark", page))
-    elif measures.paper_level - measures.ink_level < t.min_ink_contrast:
-        issues.append(issue("too_light", page))
-    if measures.sharpness < t.min_sharpness:
+    elif not blurry and measures.paper_level - measures.ink_level < t.min_ink_contrast:
+        issues.append(issue("too_light", page))  # blur also greys the ink: one reason is enough
+    if blurry:
         issues.append(issue("too_blurry", page))
     if measures.edge_components >= t.cut_off_min_components:
         issues.append(issue("page_cut_off", page))

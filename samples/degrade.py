@@ -1,0 +1,204 @@
+"""Realistic scan degradations of clean document images, for tests and the OCR benchmark.
+
+``degrade(image, kind, seed, dpi)`` returns ``(degraded image, its dpi)``; the same seed gives the
+same pixels. Kinds (``KINDS``):
+
+- ``clean_300``   the page at 300 dpi, untouched apart from resampling
+- ``scan_200``    200 dpi office scan: slight blur, sensor noise, JPEG q85, skew <= 1 deg
+- ``bad_150``     150 dpi cheap scan: blur, strong noise, JPEG q35, gray paper, skew <= 2 deg
+- ``rotated``     fed sideways or upside down (90/180/270) plus 1..5 deg skew
+- ``phone_photo`` photographed on a table: perspective, background, shadow, uneven light, JPEG
+- ``faded``       old photocopy: ink lightened to gray, yellowed paper, low contrast
+- ``red_seal``    colour scan that keeps a red seal (draw it with the generator: ``seal=True``)
+  over the signature block: slight blur, noise, JPEG q85, small skew
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+KINDS: tuple[str, ...] = ("clean_300", "scan_200", "bad_150", "rotated", "phone_photo", "faded", "red_seal")
+
+
+def degrade(image: np.ndarray, kind: str, seed: int, dpi: int = 300) -> tuple[np.ndarray, int]:
+    """Degrade a clean page image (gray or BGR uint8 at ``dpi``) the way ``kind`` says."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(KINDS)}")
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError("image must be an 8-bit gray or BGR numpy array")
+    if dpi <= 0:
+        raise ValueError("dpi must be positive")
+    rng = np.random.default_rng([seed, KINDS.index(kind)])
+    return _KIND_FUNCS[kind](image, rng, dpi)
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def _clean_300(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    return resample(image, dpi, 300), 300
+
+
+def _scan_200(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    out = resample(image, dpi, 200)
+    out = rotate(out, rng.uniform(-1.0, 1.0))
+    out = blur(out, 0.6)
+    out = add_noise(out, rng, 4.0)
+    return jpeg(out, 85), 200
+
+
+def _bad_150(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    out = resample(image, dpi, 150)
+    out = tint_paper(out, (215, 215, 215))
+    out = rotate(out, rng.uniform(-2.0, 2.0))
+    out = blur(out, 0.9)
+    out = add_noise(out, rng, 12.0)
+    return jpeg(out, 35), 150
+
+
+def _rotated(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    out = resample(image, dpi, 300)
+    quarter = int(rng.choice([90, 180, 270]))
+    skew = float(rng.uniform(1.0, 5.0) * rng.choice([-1, 1]))
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    out = rotate(cv2.rotate(out, codes[quarter]), skew)
+    out = add_noise(out, rng, 3.0)
+    return jpeg(out, 90), 300
+
+
+def _faded(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    out = resample(image, dpi, 300)
+    bgr = to_bgr(out).astype(np.float32) / 255.0
+    ink_level = rng.uniform(0.55, 0.65)  # darkest ink becomes mid-gray
+    paper = np.array([200, 228, 238], dtype=np.float32) / 255.0  # yellowed paper (BGR)
+    faded = paper * (ink_level + (1.0 - ink_level) * bgr)
+    out = np.clip(faded * 255.0, 0, 255).astype(np.uint8)
+    out = blur(out, 0.7)
+    out = add_noise(out, rng, 3.0)
+    return jpeg(out, 85), 300
+
+
+def _red_seal(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    out = to_bgr(resample(image, dpi, 300))
+    out = rotate(out, rng.uniform(-1.0, 1.0))
+    out = blur(out, 0.6)
+    out = add_noise(out, rng, 4.0)
+    return jpeg(out, 85), 300
+
+
+def _phone_photo(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    page = to_bgr(resample(image, dpi, 200))
+    ph, pw = page.shape[:2]
+    # the camera frame: portrait 3:4, page covers ~70-85% of its height
+    frame_h = int(ph / rng.uniform(0.75, 0.88))
+    frame_w = int(frame_h * 0.75)
+    background = _table_texture(rng, frame_h, frame_w)
+    cx, cy = frame_w / 2 + rng.uniform(-0.03, 0.03) * frame_w, frame_h / 2 + rng.uniform(-0.03, 0.03) * frame_h
+    scale = min(0.92 * frame_h / ph, 0.92 * frame_w / pw)
+    half_w, half_h = pw * scale / 2, ph * scale / 2
+    jitter = 0.06 * min(half_w, half_h) * 2
+    target = np.array([[cx - half_w, cy - half_h], [cx + half_w, cy - half_h],
+                       [cx + half_w, cy + half_h], [cx - half_w, cy + half_h]], dtype=np.float32)
+    target += rng.uniform(-jitter, jitter, size=(4, 2)).astype(np.float32)
+    source = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(source, target)
+    warped = cv2.warpPerspective(page, matrix, (frame_w, frame_h), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), matrix, (frame_w, frame_h))
+    mask = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[:, :, None] / 255.0
+    photo = warped.astype(np.float32) * mask + background.astype(np.float32) * (1.0 - mask)
+    photo *= _lighting(rng, frame_h, frame_w)[:, :, None]
+    photo[:, :, 0] *= 0.93  # warm indoor light
+    out = np.clip(photo, 0, 255).astype(np.uint8)
+    out = blur(out, 0.8)
+    out = add_noise(out, rng, 5.0)
+    effective_dpi = int(round(200.0 * np.linalg.norm(target[1] - target[0]) / pw))
+    return jpeg(out, 80), effective_dpi
+
+
+_KIND_FUNCS = {
+    "clean_300": _clean_300,
+    "scan_200": _scan_200,
+    "bad_150": _bad_150,
+    "rotated": _rotated,
+    "phone_photo": _phone_photo,
+    "faded": _faded,
+    "red_seal": _red_seal,
+}
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+
+
+def resample(image: np.ndarray, dpi_from: float, dpi_to: float) -> np.ndarray:
+    if abs(dpi_from - dpi_to) < 0.5:
+        return image.copy()
+    factor = dpi_to / dpi_from
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=interpolation)
+
+
+def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate counter-clockwise by ``degrees`` on an enlarged canvas filled with the paper colour."""
+    height, width = image.shape[:2]
+    radians = math.radians(abs(degrees))
+    new_w = int(math.ceil(width * math.cos(radians) + height * math.sin(radians)))
+    new_h = int(math.ceil(height * math.cos(radians) + width * math.sin(radians)))
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    matrix[0, 2] += (new_w - width) / 2
+    matrix[1, 2] += (new_h - height) / 2
+    fill = tuple(int(v) for v in np.atleast_1d(np.median(image.reshape(-1, 1 if image.ndim == 2 else 3), axis=0)))
+    return cv2.warpAffine(image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def add_noise(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    noise = rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
+    return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
+def tint_paper(image: np.ndarray, paper_bgr: tuple[int, int, int]) -> np.ndarray:
+    """Map white paper to ``paper_bgr`` (gray or yellowed stock), keeping ink dark."""
+    if image.ndim == 2:
+        level = float(np.mean(paper_bgr)) / 255.0
+        return (image.astype(np.float32) * level).astype(np.uint8)
+    return (image.astype(np.float32) * (np.array(paper_bgr, np.float32) / 255.0)).astype(np.uint8)
+
+
+def _table_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    base = np.array(rng.choice([(40, 60, 90), (70, 75, 80), (30, 35, 45), (90, 110, 130)]), dtype=np.float32)
+    small = rng.normal(0.0, 18.0, size=(max(2, height // 40), max(2, width // 40), 1)).astype(np.float32)
+    texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    grain = rng.normal(0.0, 6.0, size=(height, width, 1)).astype(np.float32)
+    return np.clip(base[None, None, :] + texture + grain, 0, 255).astype(np.uint8)
+
+
+def _lighting(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Multiplicative light field: a linear fall-off plus a soft shadow band (hand or phone)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = (xs / width - 0.5) * math.cos(angle) + (ys / height - 0.5) * math.sin(angle)
+    light = 0.92 + 0.25 * ramp
+    shadow_angle = rng.uniform(0, math.pi)
+    distance = (xs - rng.uniform(0.2, 0.8) * width) * math.cos(shadow_angle) + \
+               (ys - rng.uniform(0.2, 0.8) * height) * math.sin(shadow_angle)
+    softness = 0.08 * max(height, width)
+    shadow = 1.0 - 0.35 / (1.0 + np.exp(-distance / softness))
+    return (light * shadow).astype(np.float32)
