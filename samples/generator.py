@@ -570,6 +570,57 @@ _SPECS: dict[str, Callable[[random.Random], _Spec]] = {
 }
 assert set(_SPECS) == set(DOC_TYPES)
 
+# Administrative documents that are NOT in the catalog: the classifier must answer "unknown".
+_OTHER_TITLES: dict[str, tuple[str, str, list[str]]] = {
+    "thong_bao": ("THÔNG BÁO", "TB-UBND", [
+        "Ủy ban nhân dân thông báo lịch tiếp công dân định kỳ trong tháng như sau:",
+        "Thời gian tiếp công dân vào sáng thứ Năm hằng tuần tại trụ sở cơ quan.",
+        "Đề nghị các cơ quan, đơn vị và nhân dân biết, liên hệ thực hiện."]),
+    "bien_ban": ("BIÊN BẢN", "BB-UBND", [
+        "Hôm nay, vào lúc 9 giờ 00 phút, tại hội trường cơ quan, chúng tôi gồm có:",
+        "Đại diện các phòng chuyên môn và đại diện hộ gia đình có liên quan.",
+        "Cuộc họp kết thúc vào lúc 11 giờ cùng ngày, biên bản được lập thành 03 bản."]),
+    "to_trinh": ("TỜ TRÌNH", "TTr-UBND", [
+        "Thực hiện kế hoạch năm, Ủy ban nhân dân kính trình Hội đồng nhân dân xem xét,",
+        "thông qua dự toán thu, chi ngân sách và phương án phân bổ kinh phí như sau:",
+        "Kính trình Hội đồng nhân dân xem xét, quyết định."]),
+    "giay_moi": ("GIẤY MỜI", "GM-UBND", [
+        "Ủy ban nhân dân trân trọng kính mời đại biểu tới dự hội nghị tổng kết công tác năm.",
+        "Thời gian: 08 giờ 00 phút. Địa điểm: Hội trường tầng 2 trụ sở cơ quan.",
+        "Rất mong đại biểu đến dự đúng thời gian."]),
+    "bao_cao": ("BÁO CÁO", "BC-UBND", [
+        "Kết quả thực hiện nhiệm vụ phát triển kinh tế - xã hội sáu tháng đầu năm:",
+        "Tổng thu ngân sách trên địa bàn đạt 52% dự toán; giải quyết việc làm cho 1.200 lao động.",
+        "Phương hướng, nhiệm vụ trọng tâm sáu tháng cuối năm."]),
+    "ke_hoach": ("KẾ HOẠCH", "KH-UBND", [
+        "Triển khai thực hiện chuyển đổi số và số hóa hồ sơ, kết quả giải quyết thủ tục hành chính.",
+        "Mục đích, yêu cầu: bảo đảm 100% hồ sơ được số hóa theo quy định.",
+        "Tổ chức thực hiện: các phòng, ban chuyên môn triển khai theo chức năng, nhiệm vụ."]),
+}
+OTHER_TYPES: tuple[str, ...] = tuple(_OTHER_TITLES)
+
+
+def _spec_other(kind: str, rng: random.Random) -> _Spec:
+    title, suffix, sentences = _OTHER_TITLES[kind]
+    place = _random_place(rng)
+    issued = _random_date(rng, date(2015, 1, 1), date(2025, 12, 31))
+    parent, agency = rng.choice([_commune_agency(place),
+                                 (f"UBND {place.province_unit}", f"UBND HUYỆN {place.district.upper()}")])
+    body: Body = [("para", s) for s in rng.sample(sentences, k=len(sentences))]
+    body.insert(1, ("para", f"Địa bàn: {place.address}."))
+    number = _number(rng, issued.year, suffix)
+    subtitle = [rng.choice(["Về việc triển khai nhiệm vụ năm " + str(issued.year),
+                            "Kết quả công tác cải cách hành chính", "Về công tác tiếp công dân"])]
+    return _Spec(parent, agency, number, place.commune, issued, [title], body,
+                 ["TM. ỦY BAN NHÂN DÂN", "CHỦ TỊCH"],
+                 _random_person(rng, date(1960, 1, 1), date(1985, 1, 1)).name,
+                 {"so_van_ban": number, "ngay_ban_hanh": issued.isoformat()}, subtitle=subtitle,
+                 recipients=["Như trên;", "Lưu: VT."])
+
+
+for _kind in OTHER_TYPES:
+    _SPECS[_kind] = lambda rng, _kind=_kind: _spec_other(_kind, rng)
+
 
 # --------------------------------------------------------------------------- rendering
 
@@ -837,9 +888,14 @@ def _draw_seal(page: _Page, cx: int, cy: int, radius: int, agency: str) -> None:
 
 
 def render_document(doc_type: str, seed: int, dpi: int = 300, seal: bool = False) -> GeneratedDocument:
-    """Render one synthetic document of ``doc_type`` (a catalog code) deterministically from ``seed``."""
+    """Render one synthetic document deterministically from ``seed``.
+
+    ``doc_type`` is a catalog code (:data:`DOC_TYPES`) or one of :data:`OTHER_TYPES` (documents
+    outside the catalog, which a classifier should call ``unknown``).
+    """
     if doc_type not in _SPECS:
-        raise ValueError(f"unknown document type {doc_type!r}; expected one of {', '.join(DOC_TYPES)}")
+        raise ValueError(f"unknown document type {doc_type!r}; expected one of "
+                         f"{', '.join(DOC_TYPES + OTHER_TYPES)}")
     if not 72 <= dpi <= 600:
         raise ValueError(f"dpi must be within 72..600, got {dpi}")
     rng = random.Random(f"{doc_type}:{seed}")
