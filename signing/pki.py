@@ -99,6 +99,10 @@ class DevPki:
         """Certificate and key from one of this PKI's PKCS#12 files."""
         return load_p12(path, self.passphrase)
 
+    def is_issued(self, serial: int) -> bool:
+        """True if this PKI's root issued the end-entity certificate with that serial."""
+        return (self.directory / "certs" / f"{serial:x}.pem").exists()
+
     def revoked_serials(self) -> dict[int, dt.datetime]:
         """Serial number -> revocation time, as recorded by :func:`revoke_certificate`."""
         path = self.directory / _REVOKED_FILE
@@ -255,6 +259,14 @@ def _write_p12(
     path.chmod(0o600)
 
 
+def _record_issued(directory: Path, cert: x509.Certificate) -> None:
+    issued = directory / "certs"
+    issued.mkdir(exist_ok=True)
+    (issued / f"{cert.serial_number:x}.pem").write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+    )
+
+
 def load_p12(path: Path, passphrase: str) -> tuple[x509.Certificate, PrivateKey]:
     """Certificate and private key stored in a PKCS#12 file."""
     try:
@@ -293,6 +305,8 @@ def init_dev_pki(
     directory.mkdir(parents=True, exist_ok=True)
     passphrase = passphrase if passphrase is not None else secrets.token_urlsafe(18)
     now = _utcnow()
+    for stale in [*directory.glob("certs/*.pem"), *directory.glob("issued/*.p12")]:
+        stale.unlink()  # a new root makes certificates of a previous generation meaningless
 
     root_key = _new_key(key_type)
     root_cert = _make_root(root_key, now, years=10)
@@ -325,6 +339,7 @@ def init_dev_pki(
             directory / f"{label}.p12", friendly_name=label, key=key, cert=cert,
             root_cert=root_cert, passphrase=passphrase,
         )
+        _record_issued(directory, cert)
     (directory / _REVOKED_FILE).write_text("{}")
     meta = {
         "agency_name": agency_name,
@@ -397,6 +412,7 @@ def issue_certificate(
         base_url=pki.base_url, not_before=not_before or now - dt.timedelta(minutes=5),
         not_after=not_after or now + dt.timedelta(days=365),
     )
+    _record_issued(pki.directory, cert)
     out_dir = pki.directory / "issued"
     out_dir.mkdir(exist_ok=True)
     path = out_dir / f"{label}.p12"
