@@ -86,7 +86,8 @@ class _Responder:
 
     pki: DevPki
     root_cert: x509.Certificate
-    root_key: PrivateKey
+    responder_cert: x509.Certificate
+    responder_key: PrivateKey
     timestamper: DummyTimeStamper
     root_der: bytes = field(init=False)
     issuer_key_hashes: set[bytes] = field(init=False)
@@ -144,12 +145,15 @@ class _Responder:
                 revocation_time=revocation_time,
                 revocation_reason=revocation_reason,
             )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.root_cert)
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.responder_cert)
+            .certificates([self.responder_cert])
         )
         nonce = _ocsp_nonce(req)
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        return builder.sign(self.root_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        return builder.sign(self.responder_key, hashes.SHA256()).public_bytes(
+            serialization.Encoding.DER
+        )
 
     def crl(self) -> bytes:
         return build_crl(self.pki)
@@ -280,9 +284,14 @@ def serve_dev_pki(pki: DevPki, host: str = "127.0.0.1", port: int = 0) -> Server
     ``port=0`` picks a free port. The dev certificates point to ``pki.base_url``: for B-LT
     signing and online revocation checks, serve on that host/port (the CLI does).
     """
-    root_cert, root_key = pki.load_root()
+    root_cert, _ = pki.load_root()
+    responder_cert, responder_key = pki.load_p12(pki.ocsp_p12)
     responder = _Responder(
-        pki=pki, root_cert=root_cert, root_key=root_key, timestamper=local_timestamper(pki)
+        pki=pki,
+        root_cert=root_cert,
+        responder_cert=responder_cert,
+        responder_key=responder_key,
+        timestamper=local_timestamper(pki),
     )
     return _start(_make_handler(responder), host, port, "sohoa-dev-pki")
 

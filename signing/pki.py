@@ -13,6 +13,7 @@ Layout of a dev PKI directory::
     agency.p12          organization signing certificate + key (+ root)
     officer.p12         scanning officer's personal certificate + key (+ root)
     tsa.p12             RFC 3161 timestamp authority certificate + key (+ root)
+    ocsp.p12            delegated OCSP responder certificate (id-pkix-ocsp-nocheck) + key
     issued/<name>.p12   extra certificates from :func:`issue_certificate`
     revoked.json        serial numbers revoked with :func:`revoke_certificate`
 """
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KeyType = Literal["rsa2048", "rsa3072", "ec256"]
-CertRole = Literal["signer", "tsa"]
+CertRole = Literal["signer", "tsa", "ocsp"]
 
 NOT_FOR_PRODUCTION = "NOT FOR PRODUCTION"
 DEV_ORG = f"sohoa development PKI - {NOT_FOR_PRODUCTION}"
@@ -69,6 +70,7 @@ class DevPki:
     officer_name: str = ""
     key_type: KeyType = "rsa2048"
     root_key: Path = field(default=Path())
+    ocsp_p12: Path = field(default=Path())
 
     @property
     def crl_url(self) -> str:
@@ -217,6 +219,20 @@ def _issue(
             critical=False,
         )
     )
+    if role == "ocsp":
+        return (
+            builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                    crl_sign=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+            .add_extension(x509.OCSPNoCheck(), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
     if role == "tsa":
         builder = builder.add_extension(
             x509.KeyUsage(
@@ -327,6 +343,7 @@ def init_dev_pki(
         "agency": (_name(agency_name, org=agency_name, unit=unit), "signer"),
         "officer": (_name(officer_name, org=agency_name, unit=unit), "signer"),
         "tsa": (_name(f"sohoa Dev TSA - {NOT_FOR_PRODUCTION}", org=DEV_ORG), "tsa"),
+        "ocsp": (_name(f"sohoa Dev OCSP responder - {NOT_FOR_PRODUCTION}", org=DEV_ORG), "ocsp"),
     }
     for label, (subject, role) in subjects.items():
         key = _new_key(key_type)
@@ -374,9 +391,12 @@ def load_dev_pki(directory: Path) -> DevPki:
         officer_name=meta.get("officer_name", ""),
         key_type=meta.get("key_type", "rsa2048"),
         root_key=directory / "root.key.pem",
+        ocsp_p12=directory / "ocsp.p12",
     )
     missing = [
-        p for p in (pki.root_cert, pki.root_key, pki.agency_p12, pki.officer_p12, pki.tsa_p12)
+        p for p in (
+            pki.root_cert, pki.root_key, pki.agency_p12, pki.officer_p12, pki.tsa_p12, pki.ocsp_p12
+        )
         if not p.exists()
     ]
     if missing:

@@ -26,6 +26,7 @@ Documented choices:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 from dataclasses import dataclass
@@ -38,7 +39,11 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESStatus
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.ades import (
+    _dss_to_local_knowledge,  # pyHanko's own DSS -> local knowledge conversion (private API)
+    ades_lta_validation,
+    ades_with_time_validation,
+)
 from pyhanko.sign.validation.pdf_embedded import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
@@ -321,8 +326,31 @@ async def _basic_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
     return _Outcome(indic.status, indic.name, api)
 
 
+async def _with_time_outcome(
+    sig: EmbeddedPdfSignature, reader: PdfFileReader, ctx: _Context
+) -> _Outcome:
+    """B-T / B-LT: validation with time (signature timestamp as proof of existence).
+
+    Revocation data embedded in the DSS is used before any online source.
+    """
+    spec = ctx.spec.signature_validation_spec
+    if "/DSS" in reader.root:
+        spec = dataclasses.replace(spec, local_knowledge=_dss_to_local_knowledge(reader=reader))
+    sig.compute_integrity_info(diff_policy=ctx.spec.diff_policy)
+    result = await ades_with_time_validation(
+        sig.signed_data,
+        spec,
+        raw_digest=sig.compute_digest(),
+        extra_status_kwargs=sig.summarise_integrity_info(),
+        status_cls=PdfSignatureStatus,
+    )
+    status = result.ades_subindic.status
+    sub = None if status == AdESStatus.PASSED else result.ades_subindic.name
+    return _Outcome(status, sub, result.api_status)
+
+
 async def _long_term_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
-    """B-T and above: PAdES long-term validation (timestamps, DSS, document timestamps)."""
+    """B-LTA: PAdES long-term validation over the chain of document timestamps."""
     result = await ades_lta_validation(sig, ctx.spec)
     status = result.ades_subindic.status
     sub = None if status == AdESStatus.PASSED else result.ades_subindic.name
@@ -337,6 +365,8 @@ async def _validate_one(
     try:
         if level == "B-B":
             outcome = await _basic_outcome(sig, ctx)
+        elif level in ("B-T", "B-LT"):
+            outcome = await _with_time_outcome(sig, reader, ctx)
         else:
             outcome = await _long_term_outcome(sig, ctx)
     except (SignatureValidationError, ValueError, KeyError):
