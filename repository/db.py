@@ -16,8 +16,18 @@ from .errors import StorageUnavailable
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def normalize_db_url(db_url: str) -> str:
+    """Pin the PostgreSQL driver the project ships (psycopg2): SQLAlchemy 2.1 would pick
+    psycopg 3 for a bare ``postgresql://`` URL."""
+    for prefix in ("postgresql://", "postgres://"):
+        if db_url.startswith(prefix):
+            return "postgresql+psycopg2://" + db_url[len(prefix) :]
+    return db_url
+
+
 def make_engine(db_url: str) -> Engine:
     """An engine tuned for the repository: SQLite in WAL mode with FKs on, PG with timeouts."""
+    db_url = normalize_db_url(db_url)
     if db_url.startswith("sqlite"):
         engine = create_engine(db_url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)

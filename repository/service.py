@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -755,7 +755,7 @@ class Repository:
         An object written by a request that is still in flight can show as untracked for a
         moment; run this when writers are idle or re-check the keys it reports."""
         with self._session("reconcile") as s:
-            expected = set(s.scalars(select(Blob.object_key)))
+            expected = set(s.scalars(select(Blob.object_key).where(_live_blob())))
             expected |= set(s.scalars(select(Version.manifest_key).where(Version.status != STATUS_DELETED)))
         present = set(self.objects.iter_keys(layout.BLOB_PREFIX)) | set(self.objects.iter_keys(layout.MANIFEST_PREFIX))
         return ReconcileReport(
@@ -774,7 +774,7 @@ class Repository:
         if sample is not None and sample < 1:
             raise InvalidRequest("sample must be a positive number of objects")
         with self._session("fixity select") as s:
-            q = select(Blob.sha256, Blob.object_key, Blob.media_type, Blob.size)
+            q = select(Blob.sha256, Blob.object_key, Blob.media_type, Blob.size).where(_live_blob())
             q = q.order_by(func.random()).limit(sample) if sample is not None else q.order_by(Blob.sha256)
             blobs = s.execute(q).all()
         report = FixityReport()
@@ -856,6 +856,14 @@ class _GuardedSession:
         finally:
             suppressed = self._guard.__exit__(exc_type, exc, tb)
         return bool(suppressed)
+
+
+def _live_blob() -> ColumnElement[bool]:
+    """Blobs referenced by at least one version that is not deleted."""
+    live = select(Version.id).where(
+        Version.status != STATUS_DELETED, (Version.pdf_sha256 == Blob.sha256) | (Version.record_sha256 == Blob.sha256)
+    )
+    return live.exists()
 
 
 def _make_result(record: Record, version: Version, okey: str, size: int) -> StoredResult:

@@ -1,0 +1,818 @@
+"""Who may use the repository: API clients and their keys, desk users and their sessions, access
+grants (consent / legal basis), authorizations (uỷ quyền) and digitization jobs.
+
+These are data next to the records, in the same SQL index (tables created by the Alembic
+migration ``0101_access_audit``). Secrets are never stored: API keys and session tokens are kept
+as SHA-256 digests (they are 256-bit random values, so a fast hash is enough and keeps request
+authentication cheap), passwords as scrypt hashes with a per-user salt. Owners are referred to by
+their opaque ``owner_key`` only (HMAC of the ID, see :mod:`repository.identity`).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from .db import db_errors
+from .errors import InvalidRequest, RecordNotFound
+from .models import Base, Blob, Owner, Record, Version
+
+ClientKind = Literal["agency", "citizen", "admin"]
+CLIENT_KINDS: tuple[str, ...] = ("agency", "citizen", "admin")
+UserRole = Literal["officer", "supervisor", "admin"]
+USER_ROLES: tuple[str, ...] = ("officer", "supervisor", "admin")
+GrantBasis = Literal["consent", "legal_basis"]
+GRANT_BASES: tuple[str, ...] = ("consent", "legal_basis")
+JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+
+KEY_PREFIX = "sohoa"
+_KEY_RE = re.compile(r"^sohoa_(?P<key_id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_PURPOSE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+_AGENCY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_OWNER_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+_DOC_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+MIN_PASSWORD_CHARS = 10
+
+
+# ---- tables ----------------------------------------------------------------------------------
+class ApiClient(Base):
+    """An agency system, a citizen's app or an admin tool calling the API."""
+
+    __tablename__ = "api_clients"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    agency_code: Mapped[str | None] = mapped_column(String(64))
+    owner_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    rate_per_second: Mapped[float | None] = mapped_column(Float)
+    burst: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """One credential of a client (``sohoa_<key_id>_<secret>``); rotation adds one, retires others."""
+
+    __tablename__ = "api_keys"
+    key_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), nullable=False, index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """A person signing in to the reception-desk pages (officer, supervisor, admin)."""
+
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserSession(Base):
+    __tablename__ = "user_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class AccessGrant(Base):
+    """Permission for an agency to read an owner's records for one purpose, for a period.
+
+    ``basis`` is ``consent`` (given by the owner) or ``legal_basis`` (registered by an admin with
+    the legal reference). ``doc_type`` narrows it to one document type (``None``: all types).
+    """
+
+    __tablename__ = "access_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    agency_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(64), nullable=False)
+    basis: Mapped[str] = mapped_column(String(16), nullable=False)
+    legal_reference: Mapped[str | None] = mapped_column(String(255))
+    doc_type: Mapped[str | None] = mapped_column(String(64))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_access_grants_owner_agency", "owner_key", "agency_code"),)
+
+
+class Authorization(Base):
+    """Uỷ quyền: the owner authorizes a representative (a citizen or organization) for a period."""
+
+    __tablename__ = "authorizations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    representative_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    doc_type: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(255))  # the authorization document's number
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """A digitization request submitted through the API and run by the in-process worker pool."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    submitted_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    owner_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    doc_type: Mapped[str | None] = mapped_column(String(64))
+    dossier_code: Mapped[str | None] = mapped_column(String(64))
+    files: Mapped[int] = mapped_column(Integer, nullable=False)
+    input_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_uri: Mapped[str | None] = mapped_column(String(160))
+    result_version: Mapped[int | None] = mapped_column(Integer)
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("submitted_by", "idempotency_key", name="uq_jobs_submitter_idempotency"),
+        Index("ix_jobs_status", "status"),
+    )
+
+
+# ---- plain results ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClientInfo:
+    id: str
+    name: str
+    kind: str
+    agency_code: str | None
+    owner_key: str | None
+    rate_per_second: float | None
+    burst: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+    active_keys: int = 0
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A newly issued key: ``secret`` is shown once and never stored."""
+
+    client: ClientInfo
+    key_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    name: str
+    role: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    id: int
+    owner_key: str
+    agency_code: str
+    purpose: str
+    basis: str
+    legal_reference: str | None
+    doc_type: str | None
+    valid_from: datetime
+    valid_until: datetime
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+    def active_at(self, at: datetime) -> bool:
+        return self.revoked_at is None and self.valid_from <= at < self.valid_until
+
+
+@dataclass(frozen=True)
+class AuthorizationInfo:
+    id: int
+    owner_key: str
+    representative_key: str
+    doc_type: str | None
+    reference: str | None
+    valid_from: datetime
+    valid_until: datetime
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+    def active_at(self, at: datetime) -> bool:
+        return self.revoked_at is None and self.valid_from <= at < self.valid_until
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """What access decisions and downloads need to know about one version of a record."""
+
+    uri: str
+    version: int
+    current_version: int
+    owner_key: str
+    converting_agency_code: str
+    doc_type: str
+    title: str
+    issuing_agency: str | None
+    pdf_sha256: str
+    pdf_key: str
+    pdf_size: int
+    record_sha256: str
+    record_key: str
+    pages: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """Which of one owner's records a principal may list: all, those converted by an agency,
+    and/or those of some document types."""
+
+    everything: bool = False
+    converted_by: str | None = None
+    doc_types: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.everything or self.converted_by or self.doc_types)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    submitted_by: str
+    owner_key: str
+    doc_type: str | None
+    dossier_code: str | None
+    files: int
+    input_bytes: int
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result_uri: str | None
+    result_version: int | None
+    result_sha256: str | None
+    error_code: str | None
+    error_message: str | None
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored here is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt_hex$hash_hex`` (RFC 7914 parameters; 16 MiB of memory per check)."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+                            dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt_hex, hash_hex = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt_hex), n=int(n),
+                                r=int(r), p=int(p), dklen=32)
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest.hex(), hash_hex)
+
+
+def parse_api_key(key: str) -> tuple[str, str] | None:
+    """``(key_id, secret)`` of a well-formed key, else ``None``."""
+    m = _KEY_RE.match(key or "")
+    return (m["key_id"], m["secret"]) if m else None
+
+
+def check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME_RE) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidRequest(f"{kind} {value!r} is not allowed (letters, digits and . _ - @ :, up to 64)")
+    return value
+
+
+def check_purpose(purpose: str) -> str:
+    return check_name("purpose", purpose, _PURPOSE_RE)
+
+
+def check_agency_code(code: str) -> str:
+    return check_name("agency code", code, _AGENCY_RE)
+
+
+def check_doc_type(doc_type: str | None) -> str | None:
+    return None if doc_type is None else check_name("document type", doc_type, _DOC_TYPE_RE)
+
+
+def check_owner_key(owner_key: str) -> str:
+    if not isinstance(owner_key, str) or not _OWNER_KEY_RE.match(owner_key):
+        raise InvalidRequest("owner reference must be 64 lowercase hex characters")
+    return owner_key
+
+
+def check_period(valid_from: datetime, valid_until: datetime) -> tuple[datetime, datetime]:
+    if valid_from.tzinfo is None or valid_until.tzinfo is None:
+        raise InvalidRequest("validity times need a time zone (e.g. 2026-12-01T00:00:00+07:00)")
+    if valid_until <= valid_from:
+        raise InvalidRequest("valid_until must be after valid_from")
+    return valid_from.astimezone(timezone.utc), valid_until.astimezone(timezone.utc)
+
+
+def _client_info(c: ApiClient, active_keys: int = 0) -> ClientInfo:
+    return ClientInfo(id=c.id, name=c.name, kind=c.kind, agency_code=c.agency_code, owner_key=c.owner_key,
+                      rate_per_second=c.rate_per_second, burst=c.burst, created_at=aware(c.created_at),
+                      revoked_at=aware(c.revoked_at), active_keys=active_keys)
+
+
+def _grant_info(g: AccessGrant) -> GrantInfo:
+    return GrantInfo(id=g.id, owner_key=g.owner_key, agency_code=g.agency_code, purpose=g.purpose,
+                     basis=g.basis, legal_reference=g.legal_reference, doc_type=g.doc_type,
+                     valid_from=aware(g.valid_from), valid_until=aware(g.valid_until),
+                     created_at=aware(g.created_at), created_by=g.created_by, revoked_at=aware(g.revoked_at))
+
+
+def _authorization_info(a: Authorization) -> AuthorizationInfo:
+    return AuthorizationInfo(id=a.id, owner_key=a.owner_key, representative_key=a.representative_key,
+                             doc_type=a.doc_type, reference=a.reference, valid_from=aware(a.valid_from),
+                             valid_until=aware(a.valid_until), created_at=aware(a.created_at),
+                             created_by=a.created_by, revoked_at=aware(a.revoked_at))
+
+
+def _job_info(j: Job) -> JobInfo:
+    return JobInfo(id=j.id, submitted_by=j.submitted_by, owner_key=j.owner_key, doc_type=j.doc_type,
+                   dossier_code=j.dossier_code, files=j.files, input_bytes=j.input_bytes, status=j.status,
+                   created_at=aware(j.created_at), started_at=aware(j.started_at),
+                   finished_at=aware(j.finished_at), result_uri=j.result_uri, result_version=j.result_version,
+                   result_sha256=j.result_sha256, error_code=j.error_code, error_message=j.error_message)
+
+
+# ---- the store -------------------------------------------------------------------------------
+class AccessStore:
+    """Clients, users, grants, authorizations and jobs in the repository's SQL index.
+
+    The schema must already be migrated (``Repository.open`` does it).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self, operation: str) -> Iterator[Session]:
+        with db_errors(operation), self._sessions() as s:
+            yield s
+
+    # -- clients and keys ------------------------------------------------------------------------
+    def create_client(self, name: str, kind: str, *, agency_code: str | None = None,
+                      owner_key: str | None = None, rate_per_second: float | None = None,
+                      burst: int | None = None) -> IssuedKey:
+        if kind not in CLIENT_KINDS:
+            raise InvalidRequest(f"client kind must be one of {CLIENT_KINDS}, got {kind!r}")
+        if not name or len(name) > 200:
+            raise InvalidRequest("client name must be 1-200 characters")
+        if kind == "agency":
+            if not agency_code:
+                raise InvalidRequest("an agency client needs its agency code")
+            check_agency_code(agency_code)
+        elif agency_code:
+            raise InvalidRequest(f"a {kind} client has no agency code")
+        if kind == "citizen":
+            if not owner_key:
+                raise InvalidRequest("a citizen client needs the citizen's owner reference")
+            check_owner_key(owner_key)
+        elif owner_key:
+            raise InvalidRequest(f"a {kind} client has no owner")
+        if rate_per_second is not None and rate_per_second <= 0:
+            raise InvalidRequest("rate must be positive")
+        if burst is not None and burst < 1:
+            raise InvalidRequest("burst must be at least 1")
+        client = ApiClient(id="c_" + secrets.token_hex(8), name=name, kind=kind, agency_code=agency_code,
+                           owner_key=owner_key, rate_per_second=rate_per_second, burst=burst,
+                           created_at=utcnow())
+        with self._session("create client") as s, s.begin():
+            s.add(client)
+            s.flush()
+            key_id, secret = self._new_key(s, client.id)
+        return IssuedKey(client=_client_info(client, 1), key_id=key_id, secret=secret)
+
+    @staticmethod
+    def _new_key(s: Session, client_id: str) -> tuple[str, str]:
+        key_id = secrets.token_hex(6)
+        token = secrets.token_urlsafe(32)
+        s.add(ApiKey(key_id=key_id, client_id=client_id, secret_sha256=sha256_hex(token),
+                     created_at=utcnow()))
+        return key_id, f"{KEY_PREFIX}_{key_id}_{token}"
+
+    def rotate_client(self, client_id: str, *, grace: timedelta = timedelta(0)) -> IssuedKey:
+        """Issue a new key; the client's other keys stop working after ``grace``."""
+        now = utcnow()
+        with self._session("rotate client") as s, s.begin():
+            client = s.get(ApiClient, client_id)
+            if client is None or client.revoked_at is not None:
+                raise RecordNotFound(f"no active client {client_id}")
+            old = s.scalars(select(ApiKey).where(ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None))).all()
+            for k in old:
+                if grace > timedelta(0):
+                    expiry = now + grace
+                    current = aware(k.expires_at)
+                    k.expires_at = expiry if current is None or current > expiry else current
+                else:
+                    k.revoked_at = now
+            key_id, secret = self._new_key(s, client_id)
+            info = _client_info(client, 1 + (len(old) if grace > timedelta(0) else 0))
+        return IssuedKey(client=info, key_id=key_id, secret=secret)
+
+    def revoke_client(self, client_id: str) -> ClientInfo:
+        now = utcnow()
+        with self._session("revoke client") as s, s.begin():
+            client = s.get(ApiClient, client_id)
+            if client is None:
+                raise RecordNotFound(f"no client {client_id}")
+            client.revoked_at = client.revoked_at or now
+            s.execute(update(ApiKey).where(ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None))
+                      .values(revoked_at=now))
+            return _client_info(client)
+
+    def get_client(self, client_id: str) -> ClientInfo | None:
+        with self._session("read client") as s:
+            c = s.get(ApiClient, client_id)
+            return _client_info(c) if c else None
+
+    def list_clients(self) -> list[ClientInfo]:
+        now = utcnow()
+        with self._session("list clients") as s:
+            clients = s.scalars(select(ApiClient).order_by(ApiClient.created_at)).all()
+            keys = s.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()
+            live: dict[str, int] = {}
+            for k in keys:
+                if aware(k.expires_at) is None or aware(k.expires_at) > now:
+                    live[k.client_id] = live.get(k.client_id, 0) + 1
+            return [_client_info(c, live.get(c.id, 0)) for c in clients]
+
+    def authenticate_key(self, key: str, *, at: datetime | None = None) -> ClientInfo | None:
+        """The active client a presented key belongs to, else ``None`` (constant-time compare)."""
+        parsed = parse_api_key(key)
+        if parsed is None:
+            return None
+        key_id, token = parsed
+        now = at or utcnow()
+        with self._session("authenticate") as s:
+            row = s.execute(select(ApiKey, ApiClient).join(ApiClient, ApiClient.id == ApiKey.client_id)
+                            .where(ApiKey.key_id == key_id)).first()
+        if row is None:
+            hmac.compare_digest(sha256_hex(token), "0" * 64)  # same work for unknown key ids
+            return None
+        k, client = row
+        if not hmac.compare_digest(sha256_hex(token), k.secret_sha256):
+            return None
+        expires = aware(k.expires_at)
+        if k.revoked_at is not None or client.revoked_at is not None or (expires is not None and expires <= now):
+            return None
+        return _client_info(client, 1)
+
+    # -- desk users and sessions -----------------------------------------------------------------
+    def add_user(self, name: str, role: str, password: str, *, replace: bool = False) -> UserInfo:
+        check_name("user name", name)
+        if role not in USER_ROLES:
+            raise InvalidRequest(f"role must be one of {USER_ROLES}, got {role!r}")
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise InvalidRequest(f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        hashed = hash_password(password)
+        with self._session("add user") as s, s.begin():
+            user = s.get(User, name)
+            if user is not None and not replace:
+                raise InvalidRequest(f"user {name!r} already exists")
+            if user is None:
+                user = User(name=name, role=role, password_hash=hashed, created_at=utcnow())
+                s.add(user)
+            else:
+                user.role, user.password_hash, user.disabled_at = role, hashed, None
+                s.execute(UserSession.__table__.delete().where(UserSession.user_name == name))
+            return UserInfo(name=user.name, role=user.role, created_at=aware(user.created_at), disabled_at=None)
+
+    def disable_user(self, name: str) -> None:
+        with self._session("disable user") as s, s.begin():
+            user = s.get(User, name)
+            if user is None:
+                raise RecordNotFound(f"no user {name}")
+            user.disabled_at = user.disabled_at or utcnow()
+            s.execute(UserSession.__table__.delete().where(UserSession.user_name == name))
+
+    def list_users(self) -> list[UserInfo]:
+        with self._session("list users") as s:
+            return [UserInfo(u.name, u.role, aware(u.created_at), aware(u.disabled_at))
+                    for u in s.scalars(select(User).order_by(User.name))]
+
+    def check_user_password(self, name: str, password: str) -> UserInfo | None:
+        with self._session("sign in") as s:
+            user = s.get(User, name) if isinstance(name, str) and _NAME_RE.match(name) else None
+        if user is None:
+            check_password(password, hash_password("x" * MIN_PASSWORD_CHARS, salt=b"\0" * 16))
+            return None
+        if not check_password(password, user.password_hash) or user.disabled_at is not None:
+            return None
+        return UserInfo(user.name, user.role, aware(user.created_at), None)
+
+    def open_session(self, name: str, ttl: timedelta) -> str:
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self._session("open session") as s, s.begin():
+            s.execute(UserSession.__table__.delete().where(UserSession.expires_at < now))
+            s.add(UserSession(token_sha256=sha256_hex(token), user_name=name, created_at=now,
+                              expires_at=now + ttl))
+        return token
+
+    def session_user(self, token: str) -> UserInfo | None:
+        if not token or len(token) > 100:
+            return None
+        with self._session("read session") as s:
+            row = s.execute(select(UserSession, User).join(User, User.name == UserSession.user_name)
+                            .where(UserSession.token_sha256 == sha256_hex(token))).first()
+        if row is None:
+            return None
+        sess, user = row
+        if aware(sess.expires_at) <= utcnow() or user.disabled_at is not None:
+            return None
+        return UserInfo(user.name, user.role, aware(user.created_at), None)
+
+    def close_session(self, token: str) -> None:
+        with self._session("close session") as s, s.begin():
+            s.execute(UserSession.__table__.delete().where(UserSession.token_sha256 == sha256_hex(token)))
+
+    # -- grants ------------------------------------------------------------------------------------
+    def create_grant(self, *, owner_key: str, agency_code: str, purpose: str, basis: str,
+                     valid_from: datetime, valid_until: datetime, created_by: str,
+                     doc_type: str | None = None, legal_reference: str | None = None) -> GrantInfo:
+        check_owner_key(owner_key)
+        check_agency_code(agency_code)
+        check_purpose(purpose)
+        check_doc_type(doc_type)
+        if basis not in GRANT_BASES:
+            raise InvalidRequest(f"basis must be one of {GRANT_BASES}")
+        if basis == "legal_basis" and not (legal_reference or "").strip():
+            raise InvalidRequest("a legal-basis grant needs the legal reference (law, article)")
+        start, end = check_period(valid_from, valid_until)
+        grant = AccessGrant(owner_key=owner_key, agency_code=agency_code, purpose=purpose, basis=basis,
+                            legal_reference=(legal_reference or None), doc_type=doc_type, valid_from=start,
+                            valid_until=end, created_at=utcnow(), created_by=created_by)
+        with self._session("create grant") as s, s.begin():
+            s.add(grant)
+            s.flush()
+            return _grant_info(grant)
+
+    def revoke_grant(self, grant_id: int, *, revoked_by: str, owner_key: str | None = None) -> GrantInfo:
+        """Revoke a grant; with ``owner_key`` only that owner's grant (else :class:`RecordNotFound`)."""
+        with self._session("revoke grant") as s, s.begin():
+            grant = s.get(AccessGrant, grant_id)
+            if grant is None or (owner_key is not None and grant.owner_key != owner_key):
+                raise RecordNotFound(f"no grant {grant_id}")
+            if grant.revoked_at is None:
+                grant.revoked_at, grant.revoked_by = utcnow(), revoked_by
+            return _grant_info(grant)
+
+    def list_grants(self, *, owner_key: str | None = None, agency_code: str | None = None,
+                    include_revoked: bool = True) -> list[GrantInfo]:
+        q = select(AccessGrant).order_by(AccessGrant.id)
+        if owner_key is not None:
+            q = q.where(AccessGrant.owner_key == owner_key)
+        if agency_code is not None:
+            q = q.where(AccessGrant.agency_code == agency_code)
+        if not include_revoked:
+            q = q.where(AccessGrant.revoked_at.is_(None))
+        with self._session("list grants") as s:
+            return [_grant_info(g) for g in s.scalars(q)]
+
+    def active_grants(self, *, owner_key: str, agency_code: str, purpose: str,
+                      at: datetime | None = None) -> list[GrantInfo]:
+        """Grants letting ``agency_code`` read ``owner_key``'s records for ``purpose`` at ``at``."""
+        now = at or utcnow()
+        with self._session("check grant") as s:
+            rows = s.scalars(select(AccessGrant).where(
+                AccessGrant.owner_key == owner_key, AccessGrant.agency_code == agency_code,
+                AccessGrant.purpose == purpose, AccessGrant.revoked_at.is_(None),
+                AccessGrant.valid_from <= now, AccessGrant.valid_until > now)).all()
+        return [_grant_info(g) for g in rows]
+
+    # -- authorizations (uỷ quyền) ---------------------------------------------------------------
+    def create_authorization(self, *, owner_key: str, representative_key: str, valid_from: datetime,
+                             valid_until: datetime, created_by: str, doc_type: str | None = None,
+                             reference: str | None = None) -> AuthorizationInfo:
+        check_owner_key(owner_key)
+        check_owner_key(representative_key)
+        check_doc_type(doc_type)
+        if owner_key == representative_key:
+            raise InvalidRequest("an owner cannot authorize themselves")
+        if reference is not None and len(reference) > 255:
+            raise InvalidRequest("reference is at most 255 characters")
+        start, end = check_period(valid_from, valid_until)
+        auth = Authorization(owner_key=owner_key, representative_key=representative_key, doc_type=doc_type,
+                             reference=reference or None, valid_from=start, valid_until=end,
+                             created_at=utcnow(), created_by=created_by)
+        with self._session("create authorization") as s, s.begin():
+            s.add(auth)
+            s.flush()
+            return _authorization_info(auth)
+
+    def revoke_authorization(self, authorization_id: int, *, owner_key: str | None = None) -> AuthorizationInfo:
+        with self._session("revoke authorization") as s, s.begin():
+            auth = s.get(Authorization, authorization_id)
+            if auth is None or (owner_key is not None and auth.owner_key != owner_key):
+                raise RecordNotFound(f"no authorization {authorization_id}")
+            auth.revoked_at = auth.revoked_at or utcnow()
+            return _authorization_info(auth)
+
+    def list_authorizations(self, *, owner_key: str | None = None,
+                            representative_key: str | None = None) -> list[AuthorizationInfo]:
+        q = select(Authorization).order_by(Authorization.id)
+        if owner_key is not None:
+            q = q.where(Authorization.owner_key == owner_key)
+        if representative_key is not None:
+            q = q.where(Authorization.representative_key == representative_key)
+        with self._session("list authorizations") as s:
+            return [_authorization_info(a) for a in s.scalars(q)]
+
+    def active_authorizations(self, *, owner_key: str, representative_key: str,
+                              at: datetime | None = None) -> list[AuthorizationInfo]:
+        now = at or utcnow()
+        with self._session("check authorization") as s:
+            rows = s.scalars(select(Authorization).where(
+                Authorization.owner_key == owner_key, Authorization.representative_key == representative_key,
+                Authorization.revoked_at.is_(None), Authorization.valid_from <= now,
+                Authorization.valid_until > now)).all()
+        return [_authorization_info(a) for a in rows]
+
+    # -- records, as seen by access control -------------------------------------------------------
+    def record_facts(self, uri: str, version: int | None = None) -> RecordFacts | None:
+        """One version (default: the newest not deleted) of a record, or ``None``."""
+        q = (select(Record, Version, Owner.owner_key, Blob.size, Blob.object_key)
+             .join(Version, Version.record_id == Record.id)
+             .join(Owner, Owner.id == Record.owner_id)
+             .join(Blob, Blob.sha256 == Version.pdf_sha256)
+             .where(Record.uri == uri, Version.status != "deleted"))
+        q = q.where(Version.version == version) if version is not None else q.order_by(Version.version.desc())
+        with self._session("read record") as s:
+            row = s.execute(q.limit(1)).first()
+            if row is None:
+                return None
+            record, ver, okey, size, pdf_key = row
+            record_key = s.scalar(select(Blob.object_key).where(Blob.sha256 == ver.record_sha256)) or ""
+        return RecordFacts(uri=record.uri, version=ver.version, current_version=record.current_version,
+                           owner_key=okey, converting_agency_code=record.converting_agency_code,
+                           doc_type=ver.doc_type, title=record.title, issuing_agency=record.issuing_agency,
+                           pdf_sha256=ver.pdf_sha256, pdf_key=pdf_key, pdf_size=int(size),
+                           record_sha256=ver.record_sha256, record_key=record_key, pages=ver.pages,
+                           status=ver.status, created_at=aware(ver.created_at),
+                           updated_at=aware(record.updated_at))
+
+    def record_versions(self, uri: str) -> list[RecordFacts]:
+        facts = self.record_facts(uri)
+        if facts is None:
+            return []
+        return [f for v in range(1, facts.version + 1) if (f := self.record_facts(uri, v)) is not None]
+
+    def readable_records(self, owner_key: str, scope: ReadScope, *, doc_type: str | None = None,
+                         date_from: datetime | None = None, date_to: datetime | None = None,
+                         limit: int = 50, offset: int = 0) -> list[RecordFacts]:
+        """Current versions of an owner's records within ``scope``, newest first."""
+        if scope.empty:
+            return []
+        q = (select(Record, Version, Owner.owner_key, Blob.size, Blob.object_key)
+             .join(Version, and_(Version.record_id == Record.id, Version.status == "current"))
+             .join(Owner, Owner.id == Record.owner_id)
+             .join(Blob, Blob.sha256 == Version.pdf_sha256)
+             .where(Owner.owner_key == owner_key))
+        if not scope.everything:
+            conditions = []
+            if scope.converted_by:
+                conditions.append(Record.converting_agency_code == scope.converted_by)
+            if scope.doc_types:
+                conditions.append(Record.doc_type.in_(sorted(scope.doc_types)))
+            q = q.where(or_(*conditions))
+        if doc_type is not None:
+            q = q.where(Record.doc_type == doc_type)
+        if date_from is not None:
+            q = q.where(Record.updated_at >= date_from)
+        if date_to is not None:
+            q = q.where(Record.updated_at < date_to)
+        q = q.order_by(Record.updated_at.desc(), Record.id.desc()).limit(limit).offset(offset)
+        with self._session("list records") as s:
+            rows = s.execute(q).all()
+        return [RecordFacts(uri=r.uri, version=v.version, current_version=r.current_version, owner_key=okey,
+                            converting_agency_code=r.converting_agency_code, doc_type=v.doc_type,
+                            title=r.title, issuing_agency=r.issuing_agency, pdf_sha256=v.pdf_sha256,
+                            pdf_key=key, pdf_size=int(size), record_sha256=v.record_sha256, record_key="",
+                            pages=v.pages, status=v.status, created_at=aware(v.created_at),
+                            updated_at=aware(r.updated_at))
+                for r, v, okey, size, key in rows]
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def create_job(self, *, job_id: str, submitted_by: str, owner_key: str, files: int, input_bytes: int,
+                   doc_type: str | None = None, dossier_code: str | None = None,
+                   idempotency_key: str | None = None) -> tuple[JobInfo, bool]:
+        """Record a queued job; ``(job, created)``. The same idempotency key returns the first job."""
+        if idempotency_key is not None:
+            existing = self._job_by_key(submitted_by, idempotency_key)
+            if existing is not None:
+                return existing, False
+        job = Job(id=job_id, submitted_by=submitted_by, idempotency_key=idempotency_key, owner_key=owner_key,
+                  doc_type=doc_type, dossier_code=dossier_code, files=files, input_bytes=input_bytes,
+                  status="queued", created_at=utcnow())
+        try:
+            with self._session("create job") as s, s.begin():
+                s.add(job)
+        except IntegrityError:
+            existing = self._job_by_key(submitted_by, idempotency_key) if idempotency_key else None
+            if existing is None:
+                raise
+            return existing, False
+        return _job_info(job), True
+
+    def _job_by_key(self, submitted_by: str, idempotency_key: str) -> JobInfo | None:
+        with self._session("read job") as s:
+            j = s.scalar(select(Job).where(Job.submitted_by == submitted_by, Job.idempotency_key == idempotency_key))
+            return _job_info(j) if j else None
+
+    def get_job(self, job_id: str) -> JobInfo | None:
+        with self._session("read job") as s:
+            j = s.get(Job, job_id)
+            return _job_info(j) if j else None
+
+    def mark_job_running(self, job_id: str) -> None:
+        with self._session("update job") as s, s.begin():
+            s.execute(update(Job).where(Job.id == job_id).values(status="running", started_at=utcnow()))
+
+    def finish_job(self, job_id: str, *, uri: str | None = None, version: int | None = None,
+                   sha256: str | None = None, error_code: str | None = None,
+                   error_message: str | None = None) -> JobInfo:
+        status = "failed" if error_code else "succeeded"
+        with self._session("update job") as s, s.begin():
+            s.execute(update(Job).where(Job.id == job_id).values(
+                status=status, finished_at=utcnow(), result_uri=uri, result_version=version,
+                result_sha256=sha256, error_code=error_code, error_message=error_message))
+            return _job_info(s.get(Job, job_id))
+
+    def fail_unfinished_jobs(self, *, code: str = "interrupted",
+                             message: str = "the server stopped before the job finished; submit it again") -> int:
+        """Mark jobs left queued/running by a stopped server as failed (their inputs were in memory)."""
+        with self._session("recover jobs") as s, s.begin():
+            res = s.execute(update(Job).where(Job.status.in_(("queued", "running"))).values(
+                status="failed", finished_at=utcnow(), error_code=code, error_message=message))
+            return int(res.rowcount or 0)
