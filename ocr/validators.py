@@ -160,3 +160,65 @@ def validate_name(name: str) -> str | None:
     if any(len(w) > 7 for w in words):
         return "name word longer than a Vietnamese syllable"
     return None
+
+
+# Words that make up Vietnamese agency names before the place name (Decree 30/2020 headers).
+AGENCY_WORDS: frozenset[str] = frozenset(
+    """ỦY UỶ BAN NHÂN DÂN UBND HĐND HỘI ĐỒNG SỞ PHÒNG CÔNG AN BỘ CỤC CHI TỔNG TÀI NGUYÊN VÀ MÔI
+    TRƯỜNG TƯ PHÁP XÂY DỰNG NỘI VỤ Y TẾ KẾ HOẠCH ĐẦU ĐĂNG KÝ KINH DOANH GIÁO DỤC ĐÀO TẠO LAO ĐỘNG
+    THƯƠNG BINH XÃ HỘI VĂN HÓA HOÁ THỂ THAO DU LỊCH GIAO THÔNG VẬN TẢI NÔNG NGHIỆP PHÁT TRIỂN
+    CÔNG THƯƠNG KHOA HỌC NGHỆ TIN TRUYỀN CHÍNH VĂN ĐẤT ĐAI TÒA TOÀ ÁN VIỆN KIỂM SÁT QUẢN LÝ
+    TRUNG TÂM HÀNH PHỦ THUẾ HẢI QUAN KHO BẠC NHÀ NƯỚC BẢO HIỂM TỈNH THÀNH PHỐ HUYỆN QUẬN THỊ XÃ
+    PHƯỜNG TRẤN""".split()
+)
+_ADMIN_LEVEL_WORDS = frozenset({"TỈNH", "HUYỆN", "QUẬN", "XÃ", "PHƯỜNG", "TRẤN", "PHỐ"})
+
+# The most common Vietnamese family names (a closed set: ~100 names cover nearly everyone).
+FAMILY_NAMES: frozenset[str] = frozenset(
+    """Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đinh Trịnh Mai Tạ
+    Lương Cao Đào Đoàn Vương Trương Lâm Phùng Thái Hà Tô Quách Châu La Kiều Lưu Tăng Triệu Từ Hứa
+    Giang Khúc Lục Mạc Nghiêm Ninh Tống Chu Doãn Khổng Lại Mẫn Âu Bạch Bế Cù Diệp Đàm Đồng Hầu Kim
+    Lã Nông Ông Phí Quan Sầm Thân Thạch Tôn Vi Đường Hàn Khương Lò Mã Nhan Phó Tiêu Tòng Viên
+    Bành Cung Danh Đậu Đới Kha Khưu Liêu Lữ Mạch Mông Tất Lạc Lều Ứng""".split()
+)
+
+
+def _unique_by_fold(words: frozenset[str]) -> dict[str, str]:
+    by_fold: dict[str, set[str]] = {}
+    for word in words:
+        by_fold.setdefault(strip_diacritics(word).upper(), set()).add(word)
+    return {fold: next(iter(ws)) for fold, ws in by_fold.items() if len(ws) == 1}
+
+
+_AGENCY_BY_FOLD = _unique_by_fold(AGENCY_WORDS)
+_FAMILY_BY_FOLD = _unique_by_fold(FAMILY_NAMES)
+
+
+def normalize_agency(raw: str) -> str:
+    """Upper-case agency name with OCR diacritic errors fixed in its generic words.
+
+    Only the words before the place name are corrected ("SỚ NỘI VỤ" -> "SỞ NỘI VỤ",
+    "UBND TÍNH THÁI BÌNH" -> "UBND TỈNH THÁI BÌNH"): a word is replaced when it is not an agency
+    word but folds to exactly one; correction stops after the administrative-level word.
+    """
+    words = nfc(raw).upper().split()
+    out: list[str] = []
+    for i, word in enumerate(words):
+        fixed = word if word in AGENCY_WORDS else _AGENCY_BY_FOLD.get(strip_diacritics(word).upper())
+        if fixed is None:
+            out.extend(words[i:])
+            break
+        out.append(fixed)
+        if fixed in _ADMIN_LEVEL_WORDS:
+            out.extend(words[i + 1:])
+            break
+    return " ".join(out)
+
+
+def correct_family_name(name: str) -> str:
+    """Fix OCR diacritics of a (properly capitalized) name's family name ("Đồ Minh Hà" -> "Đỗ ...")."""
+    words = name.split()
+    if not words or words[0] in FAMILY_NAMES:
+        return name
+    fixed = _FAMILY_BY_FOLD.get(strip_diacritics(words[0]).upper())
+    return " ".join([fixed, *words[1:]]) if fixed else name
