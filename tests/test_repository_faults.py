@@ -1,0 +1,223 @@
+"""Outages of the object store (Ceph RGW) and of the database (PostgreSQL) during writes.
+
+A small TCP relay sits between the repository and the real server; stopping it is a genuine
+network outage (connection refused / reset), not a mocked exception.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+
+import pytest
+
+from repository import RecordNotFound, Repository, RepositoryConfig, StorageUnavailable
+from tests.test_repository_core import SECRET, make_request
+
+
+class TcpRelay:
+    """Forward 127.0.0.1:<port> to a target; ``stop()`` refuses and cuts every connection."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                try:  # wakes the thread blocked in accept(); close() alone would not
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self._listener.close()
+                self._listener = None
+            for c in self._conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def s3_relay(s3_server):
+    relay = TcpRelay(s3_server["endpoint"])
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+def s3_config(s3_server, endpoint: str, tmp_path, **kw) -> RepositoryConfig:
+    return RepositoryConfig(
+        db_url=f"sqlite:///{tmp_path / 'index.db'}", store="s3", s3_endpoint=endpoint,
+        s3_access_key=s3_server["access_key"], s3_secret_key=s3_server["secret_key"],
+        s3_bucket=f"fault-{uuid.uuid4().hex[:12]}", owner_secret=SECRET, s3_connect_timeout=1.0, s3_retries=1, **kw,
+    )
+
+
+def stop_after_puts(repo: Repository, n: int, relay: TcpRelay) -> None:
+    """Let ``n`` real object writes through, then cut the network."""
+    real_put = repo.objects.put
+    count = {"n": 0}
+
+    def put(*args, **kwargs):
+        result = real_put(*args, **kwargs)
+        count["n"] += 1
+        if count["n"] == n:
+            relay.stop()
+        return result
+
+    repo.objects.put = put  # type: ignore[method-assign]
+
+
+@pytest.mark.s3
+def test_s3_outage_mid_write_then_retry_creates_no_duplicate(s3_server, s3_relay, tmp_path):
+    repo = Repository.open(s3_config(s3_server, s3_relay.address, tmp_path))
+    try:
+        req = make_request(retention_years=1)
+        stop_after_puts(repo, 1, s3_relay)  # PDF blob written, record blob + manifest fail
+        with pytest.raises(StorageUnavailable):
+            repo.store(req)
+        assert repo.list_records() == []
+        with pytest.raises(RecordNotFound):
+            repo.get(req.uri)
+        assert repo.check()["store"]["ok"] is False and repo.check()["db"]["ok"] is True
+        s3_relay.start()
+        repo.objects.put = type(repo.objects).put.__get__(repo.objects)  # type: ignore[method-assign]
+        first = repo.store(req)
+        assert first.version == 1
+        assert repo.store(req) == first
+        assert [v.version for v in repo.versions(req.uri)] == [1]
+        assert len(list(repo.objects.iter_keys("records/"))) == 1
+        assert repo.reconcile().ok
+        assert repo.get(req.uri).pdf == req.pdf
+    finally:
+        repo.close()
+
+
+@pytest.mark.s3
+def test_s3_unreachable_at_open_fails_clearly(s3_server, tmp_path):
+    relay = TcpRelay(s3_server["endpoint"])  # never started: the port is closed
+    with pytest.raises(StorageUnavailable, match="S3"):
+        Repository.open(s3_config(s3_server, relay.address, tmp_path))
+
+
+@pytest.fixture
+def pg_relay(pg_url):
+    hostport = pg_url.split("@", 1)[1].split("/", 1)[0]
+    relay = TcpRelay(hostport)
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+@pytest.mark.postgres
+def test_database_outage_mid_write_then_retry(pg_url, pg_relay, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from repository.db import normalize_db_url
+
+    name = f"fault_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_db_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    user, rest = pg_url.split("@", 1)
+    url = f"{user}@{pg_relay.address}/{name}"
+    repo = Repository.open(RepositoryConfig(db_url=url, local_dir=tmp_path / "objects", owner_secret=SECRET))
+    try:
+        req = make_request()
+        stop_after_puts(repo, 3, pg_relay)  # both blobs and the manifest land, then the DB goes away
+        with pytest.raises(StorageUnavailable, match="database"):
+            repo.store(req)
+        assert repo.check()["db"]["ok"] is False
+        with pytest.raises(StorageUnavailable):
+            repo.list_records()
+        pg_relay.start()
+        orphans = repo.reconcile()
+        assert len(orphans.untracked) == 3 and not orphans.missing  # visible to the reconciler only
+        assert repo.list_records() == []
+        stored = repo.store(req)
+        assert stored.version == 1 and [v.version for v in repo.versions(req.uri)] == [1]
+        assert repo.reconcile().ok
+        assert repo.get(req.uri).record_json == req.record_json
+    finally:
+        repo.close()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_database_unreachable_at_open_fails_clearly(tmp_path):
+    relay = TcpRelay("127.0.0.1:1")  # never started
+    config = RepositoryConfig(db_url=f"postgresql://postgres@{relay.address}/app", local_dir=tmp_path / "o", owner_secret=SECRET)
+    with pytest.raises(StorageUnavailable, match="database"):
+        Repository.open(config)
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path):
+    config = RepositoryConfig(db_url=f"sqlite:///{tmp_path / 'i.db'}", local_dir=tmp_path / "objects", owner_secret=SECRET)
+    with Repository.open(config) as repo:
+        for _ in range(3):
+            repo.store(make_request())
+    leftovers = [p for p in (tmp_path / "objects").rglob(".tmp-*")]
+    assert leftovers == []
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="owner_secret"):
+        Repository.open(RepositoryConfig(db_url="sqlite://", local_dir=tmp_path))
+    with pytest.raises(ValueError, match="s3_endpoint"):
+        Repository.open(RepositoryConfig(db_url="sqlite://", store="s3", owner_secret=SECRET))
+    with pytest.raises(ValueError, match="lock_mode"):
+        Repository.open(RepositoryConfig(db_url="sqlite://", local_dir=tmp_path, owner_secret=SECRET, lock_mode="STRICT"))
