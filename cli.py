@@ -325,6 +325,62 @@ def demo(
     raise typer.Exit(int(Exit.OK if failures == 0 else Exit.FAILED))
 
 
+@app.command("convert-to-paper")
+def convert_to_paper(
+    file: Annotated[Path, typer.Argument(help="A data message (signed PDF/A from sohoa).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the printable PDF.")],
+    printed_by: Annotated[Optional[str], typer.Option(help="Who makes the copy (default: the configured officer).")] = None,
+) -> None:
+    """Data message -> paper copy (LET 2023 Art. 12(2)): content + mark, lookup URI/QR, signature status."""
+    from datetime import datetime, timezone
+
+    from converters.datamessage import DataMessageError, read_embedded_record
+    from converters.paper import PaperCopyInfo, to_paper_copy
+    from ingest.pipeline import trust_roots
+    from signing.verify import verify_pdf
+
+    settings = settings_or_exit()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"{file.name}: cannot read file ({exc.strerror})", Exit.BAD_INPUT)
+    try:
+        record = read_embedded_record(data)
+        report = verify_pdf(data, trust_roots(settings))
+        paper = to_paper_copy(data, PaperCopyInfo(
+            printed_at=datetime.now(timezone.utc), printed_by=printed_by or settings.officer_name,
+            system_name=settings.system_name, system_owner=settings.agency_name,
+            signature_status=report.message_vi, uri=record.uri,
+            lookup_url=settings.lookup_base_url + record.uri))
+    except DataMessageError as exc:
+        raise fail(f"{file.name}: {exc}", Exit.BAD_INPUT)
+    output.write_bytes(paper)
+    out.print(f"{file.name} -> {output} ({len(paper)} bytes); signatures: {report.message_vi}")
+
+
+@app.command("check-pdfa")
+def check_pdfa_command(
+    file: Annotated[Path, typer.Argument(help="A PDF claiming PDF/A-2b or 3b (signed or not).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """PDF/A self-check (pikepdf.pdfa + signature-aware checks). Exit 0 only if no problem."""
+    from converters.pdfa_check import check_pdfa
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"{file.name}: cannot read file ({exc.strerror})", Exit.BAD_INPUT)
+    report = check_pdfa(data)
+    if as_json:
+        print(json.dumps({"ok": report.ok, "part": report.part, "conformance": report.conformance,
+                          "problems": report.problems, "notes": report.notes,
+                          "signatures": report.signatures, "revisions": report.revisions},
+                         ensure_ascii=False))
+    else:
+        out.print(report.summary(), highlight=False)
+    raise typer.Exit(int(Exit.OK if report.ok else Exit.FAILED))
+
+
 def main() -> None:
     import os
 

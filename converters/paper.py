@@ -9,16 +9,20 @@ does not verify signatures.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pikepdf
+import pikepdf.pdfa
 from pikepdf import Name
 from reportlab.pdfgen.canvas import Canvas
 
 from converters import layout
 from converters.datamessage import DataMessageError, read_embedded_record
 from converters.mark import PaperFacts, PaperWording, paper_mark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ def to_paper_copy(pdf: bytes, info: PaperCopyInfo) -> bytes:
                                          qr_payload=mark.qr_payload if info.qr else None)
             geometries.append((layout.page_geometry(width, height, signature_band=False,
                                                     mark=block), block))
-        overlay = _draw_marks(geometries)
+        overlay = _draw_marks(geometries, fonts)
         output = pikepdf.open(io.BytesIO(overlay))
         for number, page in enumerate(source.pages):
             form = output.copy_foreign(page.as_form_xobject())
@@ -70,11 +74,25 @@ def to_paper_copy(pdf: bytes, info: PaperCopyInfo) -> bytes:
             if Name.Trans in output.pages[number].obj:
                 del output.pages[number].obj[Name.Trans]
     with output:
-        with output.open_metadata(set_pikepdf_as_editor=False) as meta:
+        if Name.Info in output.trailer:
+            del output.trailer[Name.Info]  # reportlab's; the facts go to XMP below
+        with output.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
             meta["dc:title"] = f"{info.wording.statement}: {uri}"
             meta["dc:description"] = "\n".join(mark.lines)
             meta["dc:contributor"] = {info.printed_by}
+            meta["dc:identifier"] = uri
             meta["xmp:CreateDate"] = info.printed_at.isoformat()
+        return _save(output)
+
+
+def _save(output: pikepdf.Pdf) -> bytes:
+    """PDF/A-2b when the data message's pages allow it (ours do), else a plain PDF."""
+    buf = io.BytesIO()
+    try:
+        pikepdf.pdfa.save(output, buf, "2b", output_intent="sRGB", deterministic_id=True)
+    except pikepdf.pdfa.PdfaError as exc:
+        log.warning("paper copy is not PDF/A-2b, writing a plain PDF: %s",
+                    exc.report.summary(limit=3))
         buf = io.BytesIO()
         output.save(buf, deterministic_id=True)
     return buf.getvalue()
@@ -88,9 +106,10 @@ def _page_size(page: pikepdf.Page) -> tuple[float, float]:
     return width, height
 
 
-def _draw_marks(geometries: list[tuple[layout.PageGeometry, layout.MarkBlock | None]]) -> bytes:
+def _draw_marks(geometries: list[tuple[layout.PageGeometry, layout.MarkBlock | None]],
+                fonts: layout.Fonts) -> bytes:
     buf = io.BytesIO()
-    canvas = Canvas(buf, invariant=True, pageCompression=1)
+    canvas = Canvas(buf, invariant=True, pageCompression=1, initialFontName=fonts.regular)
     for geometry, block in geometries:
         canvas.setPageSize((geometry.width, geometry.height))
         if block is not None:

@@ -4,9 +4,10 @@ Two layers:
 
 1. ``pikepdf.pdfa`` (an allowlist validator generated from the veraPDF rule profiles) checks the
    whole file. It does not model interactive forms, so for a signed file it is run on a copy
-   with the signature fields (``/AcroForm``, ``/Perms``, ``/DSS`` and the signature widgets)
-   removed, and those fields are checked here instead: appearance stream present, printable,
-   fonts embedded, a PDF/A-permitted ``/SubFilter``.
+   whose signature appearances are flattened into the page (fonts, glyph widths and colours of
+   the appearance are then validated like content) and whose signature machinery (``/AcroForm``,
+   ``/Perms``, ``/DSS``) is removed; the fields themselves are checked here: appearance stream
+   present, printable, fonts embedded, a PDF/A-permitted ``/SubFilter``.
 2. Independent structural checks that name the PDF/A clauses sohoa relies on: header, no
    encryption, XMP ``pdfaid`` matching the claimed part, output intent with an ICC profile, every
    font embedded, no JavaScript or forbidden actions, embedded files as associated files
@@ -349,7 +350,10 @@ def _check_signature_widget(widget: pikepdf.Dictionary, where: str) -> list[str]
 
 
 def _without_signatures(doc: pikepdf.Pdf) -> bytes:
-    """A copy with the signature machinery removed, for the allowlist validator."""
+    """A copy for the allowlist validator: signature appearances flattened into page content
+    (so their fonts, widths and colours are validated like any content), then the signature
+    machinery (fields, /Perms, /DSS) removed."""
+    doc.flatten_annotations(mode="all")
     for key in (Name.AcroForm, Name.Perms, Name.DSS):
         if key in doc.Root:
             del doc.Root[key]

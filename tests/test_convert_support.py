@@ -24,6 +24,9 @@ LINES = [
     "Họ, chữ đệm, tên: Nguyễn Thị Lan",
     "Ngày sinh: 05/03/2024",
 ]
+# pyHanko 0.38 writes CIDFont /W in font units: right only for 1000-unit fonts (Noto Sans Mono);
+# 2048-unit fonts (DejaVu, Liberation) get wrong widths, which check_pdfa must catch
+SIGNATURE_FONT = "/usr/share/fonts/truetype/noto/NotoSansMono-Regular.ttf"
 CONVERTED_AT = dt.datetime(2026, 11, 25, 2, 15, 2, tzinfo=dt.timezone.utc)  # 09:15:02 +07:00
 
 
@@ -133,7 +136,7 @@ class TestSigner:
             cert_registry=None)
 
     def sign(self, pdf: bytes, box: tuple[float, float, float, float], field: str, *,
-             embedded_font: bool = True) -> bytes:
+             embedded_font: bool = True, font: str = SIGNATURE_FONT) -> bytes:
         from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
         from pyhanko.pdf_utils.text import TextBoxStyle
@@ -145,8 +148,7 @@ class TestSigner:
         fields.append_signature_field(writer, fields.SigFieldSpec(field, on_page=0, box=box))
         style = TextStampStyle(
             stamp_text="Ký bởi: %(signer)s\nThời gian: %(ts)s",
-            text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(
-                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))) if embedded_font else None
+            text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(font))) if embedded_font else None
         out = io.BytesIO()
         PdfSigner(PdfSignatureMetadata(field_name=field), signer=self.signer,
                   stamp_style=style).sign_pdf(writer, output=out)

@@ -60,6 +60,18 @@ def test_paper_qr_points_to_the_original(paper, tmp_path):
     assert "2026-12-01T10:00:05+07:00" in text
 
 
+def test_paper_copy_is_pdfa2b_without_the_record(paper):
+    import pikepdf
+
+    from converters.pdfa_check import check_pdfa
+
+    data = paper.read_bytes()
+    report = check_pdfa(data)
+    assert report.ok and report.part == 2, report.summary()
+    with pikepdf.open(paper) as pdf:
+        assert len(pdf.attachments) == 0  # a print carries the content, not the data
+
+
 def test_paper_copy_needs_the_facts():
     with pytest.raises(DataMessageError, match="printed_by"):
         to_paper_copy(b"%PDF-1.7", info(printed_by=" "))

@@ -50,6 +50,15 @@ def test_signature_appearance_with_unembedded_font_is_refused(message, signer):
     assert any("not embedded" in p for p in report.problems), report.summary()
 
 
+def test_signature_appearance_with_wrong_glyph_widths_is_refused(message, signer):
+    """pyHanko 0.38 + a 2048-unit TrueType font writes /W in font units: a real PDF/A error."""
+    signed = signer.sign(message.pdf, message.signature_boxes["officer"], "officer",
+                         font="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    report = check_pdfa(signed)
+    assert not report.ok
+    assert any("glyph widths disagree" in p for p in report.problems), report.summary()
+
+
 def test_plain_pdf_is_refused():
     buf = io.BytesIO()
     canvas = Canvas(buf)
