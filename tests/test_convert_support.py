@@ -141,6 +141,7 @@ class TestSigner:
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
         from pyhanko.pdf_utils.text import TextBoxStyle
         from pyhanko.sign import fields
+        from pyhanko.sign.fields import SigSeedSubFilter
         from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
         from pyhanko.stamp import TextStampStyle
 
@@ -150,6 +151,7 @@ class TestSigner:
             stamp_text="Ký bởi: %(signer)s\nThời gian: %(ts)s",
             text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(font))) if embedded_font else None
         out = io.BytesIO()
-        PdfSigner(PdfSignatureMetadata(field_name=field), signer=self.signer,
+        meta = PdfSignatureMetadata(field_name=field, subfilter=SigSeedSubFilter.PADES)
+        PdfSigner(meta, signer=self.signer,
                   stamp_style=style).sign_pdf(writer, output=out)
         return out.getvalue()

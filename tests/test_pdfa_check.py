@@ -33,6 +33,8 @@ def test_still_pdfa_after_two_incremental_pyhanko_signatures(message, signer, tm
     signed = signer.sign(message.pdf, boxes["officer"], "officer")
     signed = signer.sign(signed, boxes["agency"], "agency")
     assert signed.startswith(message.pdf)  # incremental updates
+    with pikepdf.open(io.BytesIO(signed)) as doc:  # PAdES: pyHanko declares the ETSI extension
+        assert "/ESIC" in doc.Root.Extensions
     report = check_pdfa(signed)
     assert report.ok, report.summary()
     assert report.signatures == 2 and report.revisions == 3
