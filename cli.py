@@ -381,6 +381,264 @@ def check_pdfa_command(
     raise typer.Exit(int(Exit.OK if report.ok else Exit.FAILED))
 
 
+# ---- HTTP API, its clients and desk users, the audit log ---------------------------------------
+def _open_access(settings: Settings):
+    """The repository (migrated) and its access store; the caller closes the repository."""
+    from ingest.pipeline import repository_config
+    from repository import Repository
+    from repository.access import AccessStore
+    repo = Repository.open(repository_config(settings))
+    return repo, AccessStore(repo.engine)
+
+
+def _audit_cli_action(settings: Settings, repo, action: str, **fields) -> None:
+    """Admin actions from the command line go into the same hash-chained audit log."""
+    import getpass
+
+    from api.app import audit_key_path
+    from repository.audit import AuditEntry, AuditLog, load_or_create_service_key
+    log = AuditLog(repo.engine)
+    log.append([AuditEntry(actor=f"cli:{getpass.getuser()}", actor_kind="admin", action=action, **fields)])
+    log.checkpoint(load_or_create_service_key(audit_key_path(settings)))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (OpenAPI schema at /openapi.json, docs at /docs)."""
+    import logging
+
+    import uvicorn
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        interrupted = access.fail_unfinished_jobs()
+    finally:
+        repo.close()
+    if interrupted:
+        err.print(f"sohoa: {interrupted} job(s) left unfinished by the last run were marked failed (interrupted)")
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(log_level.upper())
+    if workers == 1:
+        from api.app import create_app
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=log_level)
+    else:
+        uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_config=None, log_level=log_level)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Reception-desk users (officer, supervisor, admin).")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="officer | supervisor | admin")] = "officer",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Reset an existing user's role and password.")] = False,
+) -> None:
+    """Add a desk user (password stored as a salted scrypt hash)."""
+    from repository import InvalidRequest
+
+    settings = settings_or_exit()
+    password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
+                else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    repo, access = _open_access(settings)
+    try:
+        user = access.add_user(name, role, password, replace=replace)
+        _audit_cli_action(settings, repo, "user.add", details={"user": user.name, "role": user.role})
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    finally:
+        repo.close()
+    out.print(f"user {user.name} ({user.role}) ready")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List desk users."""
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        for u in access.list_users():
+            out.print(f"{u.name}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}")
+    finally:
+        repo.close()
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a desk user and end their sessions."""
+    from repository import RecordNotFound
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        access.disable_user(name)
+        _audit_cli_action(settings, repo, "user.disable", details={"user": name})
+    except RecordNotFound:
+        raise fail(f"no user {name}", Exit.NOT_FOUND)
+    finally:
+        repo.close()
+    out.print(f"user {name} disabled")
+
+
+clients_app = typer.Typer(no_args_is_help=True, help="API clients (agency systems, citizens' apps, admin tools) and their keys.")
+app.add_typer(clients_app, name="clients")
+
+
+def _print_key(issued, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"client_id": issued.client.id, "kind": issued.client.kind, "key_id": issued.key_id,
+                          "api_key": issued.secret}))
+    else:
+        out.print(f"client {issued.client.id} ({issued.client.kind}, {issued.client.name})")
+        out.print(f"API key (shown once, store it now): {issued.secret}", highlight=False, soft_wrap=True)
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. the agency's system.")],
+    kind: Annotated[str, typer.Option(help="agency | citizen | admin")] = "agency",
+    agency_code: Annotated[Optional[str], typer.Option(help="The agency's e-ID code (kind agency).")] = None,
+    owner: Annotated[Optional[str], typer.Option(help="The citizen's personal ID (kind citizen).")] = None,
+    rate: Annotated[Optional[float], typer.Option(help="Requests per second (default: server setting).")] = None,
+    burst: Annotated[Optional[int], typer.Option(help="Token-bucket burst (default: server setting).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
+) -> None:
+    """Create a client and print its first API key (only its hash is stored)."""
+    from repository import InvalidRequest
+    from repository.identity import canonical_id, normalize_owner_id
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        owner_key = None
+        if owner is not None:
+            normalize_owner_id("citizen" if len(canonical_id(owner)) == 12 else "organization", owner)
+            owner_key = repo.owner_key(owner)
+        issued = access.create_client(name, kind, agency_code=agency_code, owner_key=owner_key,
+                                      rate_per_second=rate, burst=burst)
+        _audit_cli_action(settings, repo, "client.create", agency_code=agency_code,
+                          details={"client_id": issued.client.id, "kind": kind, "key_id": issued.key_id})
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    finally:
+        repo.close()
+    _print_key(issued, as_json)
+
+
+@clients_app.command("rotate")
+def clients_rotate(
+    client_id: Annotated[str, typer.Argument(help="Client id (c_…).")],
+    grace_seconds: Annotated[int, typer.Option(min=0, help="Old keys keep working this long.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
+) -> None:
+    """Issue a new key for a client; its other keys stop working (after the grace period)."""
+    from datetime import timedelta
+
+    from repository import RecordNotFound
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        issued = access.rotate_client(client_id, grace=timedelta(seconds=grace_seconds))
+        _audit_cli_action(settings, repo, "client.rotate",
+                          details={"client_id": client_id, "key_id": issued.key_id, "grace_seconds": grace_seconds})
+    except RecordNotFound:
+        raise fail(f"no active client {client_id}", Exit.NOT_FOUND)
+    finally:
+        repo.close()
+    _print_key(issued, as_json)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[str, typer.Argument(help="Client id (c_…).")]) -> None:
+    """Revoke a client and every key it has."""
+    from repository import RecordNotFound
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        access.revoke_client(client_id)
+        _audit_cli_action(settings, repo, "client.revoke", details={"client_id": client_id})
+    except RecordNotFound:
+        raise fail(f"no client {client_id}", Exit.NOT_FOUND)
+    finally:
+        repo.close()
+    out.print(f"client {client_id} revoked")
+
+
+@clients_app.command("list")
+def clients_list(as_json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False) -> None:
+    """List clients (never their keys)."""
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        clients = access.list_clients()
+    finally:
+        repo.close()
+    for c in clients:
+        state = "revoked" if c.revoked_at else f"{c.active_keys} key(s)"
+        if as_json:
+            print(json.dumps({"id": c.id, "name": c.name, "kind": c.kind, "agency_code": c.agency_code,
+                              "owner_ref": c.owner_key, "active_keys": c.active_keys,
+                              "revoked": c.revoked_at is not None}, ensure_ascii=False))
+        else:
+            out.print(f"{c.id}\t{c.kind}\t{c.agency_code or ''}\t{state}\t{c.name}")
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False) -> None:
+    """Re-check every entry's hash and link and every signed checkpoint. Exit 1 on any problem."""
+    from dataclasses import asdict
+
+    from api.app import audit_key_path
+    from repository.audit import AuditLog, load_or_create_service_key
+
+    settings = settings_or_exit()
+    repo, _ = _open_access(settings)
+    try:
+        key = load_or_create_service_key(audit_key_path(settings))
+        report = AuditLog(repo.engine).verify([key.public_key()])
+    finally:
+        repo.close()
+    if as_json:
+        print(json.dumps(asdict(report), ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            err.print(f"[bold red]audit:[/] {problem}", highlight=False)
+        verdict = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
+        out.print(f"audit log {verdict}: {report.entries} entries, {report.checkpoints} signed checkpoint(s), "
+                  f"{report.uncovered} entr{'y' if report.uncovered == 1 else 'ies'} after the last checkpoint")
+    raise typer.Exit(int(Exit.OK if report.ok else Exit.FAILED))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the current head of the audit log with the service key."""
+    from api.app import audit_key_path
+    from repository.audit import AuditLog, load_or_create_service_key
+
+    settings = settings_or_exit()
+    repo, _ = _open_access(settings)
+    try:
+        cp = AuditLog(repo.engine).checkpoint(load_or_create_service_key(audit_key_path(settings)))
+    finally:
+        repo.close()
+    out.print(f"checkpoint at entry {cp.seq} ({cp.hash[:16]}…)" if cp else "nothing new to checkpoint")
+
+
 def main() -> None:
     import os
 
