@@ -99,6 +99,28 @@ def _pg_database(pg_url: str) -> tuple[str, callable]:
     return pg_url.rsplit("/", 1)[0] + f"/{name}", drop
 
 
+@pytest.fixture(scope="session")
+def repository_pg_db(pg_url):
+    """One migrated database per test session; each test starts from empty tables."""
+    from repository.db import make_engine, migrate
+
+    url, drop = _pg_database(pg_url)
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    drop()
+
+
+def _truncate_all(db_url: str) -> None:
+    engine = create_engine(normalize_db_url(db_url))
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'repository_alembic_version'"))]
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
 BACKENDS = [
     pytest.param(("local", "sqlite"), id="local-sqlite"),
     pytest.param(("s3", "sqlite"), id="s3-sqlite", marks=pytest.mark.s3),
@@ -112,8 +134,8 @@ def build_env(request, tmp_path: Path, kind: str, dialect: str, **overrides) -> 
     if dialect == "sqlite":
         db_url = f"sqlite:///{tmp_path / 'index.db'}"
     else:
-        db_url, drop = _pg_database(request.getfixturevalue("pg_url"))
-        cleanups.append(drop)
+        db_url = request.getfixturevalue("repository_pg_db")
+        _truncate_all(db_url)
     s3 = None
     if kind == "s3":
         s3 = request.getfixturevalue("s3_server")
@@ -135,10 +157,17 @@ def build_env(request, tmp_path: Path, kind: str, dialect: str, **overrides) -> 
     return env
 
 
+# The whole matrix for the core write/read/search paths; the two "diagonal" combinations
+# (local+SQLite, RGW+PostgreSQL) for the rest, which exercise every backend and dialect once.
+DIAGONAL = [BACKENDS[0], BACKENDS[3]]
+
+
 @pytest.fixture(params=BACKENDS)
 def env(request, tmp_path) -> Env:
     kind, dialect = request.param
     return build_env(request, tmp_path, kind, dialect)
+
+diagonal = pytest.mark.parametrize("env", DIAGONAL, indirect=True)
 
 
 def make_request(
@@ -210,6 +239,7 @@ def test_correction_creates_new_version_and_keeps_old(env: Env):
         env.repo.get(v1.uri, version=3)
 
 
+@diagonal
 def test_get_unknown_record_and_bad_input(env: Env):
     with pytest.raises(RecordNotFound):
         env.repo.get(Repository.new_record_uri(AGENCY, "cccd"))
@@ -224,6 +254,7 @@ def test_get_unknown_record_and_bad_input(env: Env):
         env.repo.store(make_request(first.uri, owner=OTHER_CITIZEN, revision=2))
 
 
+@diagonal
 def test_get_detects_tampered_object(env: Env):
     res = env.repo.store(make_request())
     env.overwrite(res.object_key, b"%PDF-1.7 forged")
@@ -232,6 +263,7 @@ def test_get_detects_tampered_object(env: Env):
 
 
 # -- listing and search -----------------------------------------------------------------------
+@diagonal
 def test_list_records_by_owner_type_agency_and_date(env: Env):
     a = env.repo.store(make_request(doc_type="giay_khai_sinh"))
     b = env.repo.store(make_request(doc_type="giay_chung_nhan_ket_hon", agency="UBND quận 3"))
@@ -275,6 +307,7 @@ def test_search_with_and_without_diacritics(env: Env):
     assert uris("nguyen van an") == set() and uris("van binh") == {an.uri}
 
 
+@diagonal
 def test_owner_id_never_stored_in_plaintext(env: Env):
     env.repo.store(make_request(dossier_code="000.00.12.H29-250105-0001"))
     keys = list(env.repo.objects.iter_keys(""))
@@ -286,6 +319,7 @@ def test_owner_id_never_stored_in_plaintext(env: Env):
     assert env.repo.reveal_owner_id(env.repo.owner_key(CITIZEN)) == CITIZEN
 
 
+@diagonal
 def test_dossier_groups_components_and_numbered_results(env: Env):
     code = "000.00.12.H29-250105-0001"
     comp = env.repo.store(make_request(doc_type="to_khai", dossier_code=code, dossier_role="component"))
@@ -297,6 +331,7 @@ def test_dossier_groups_components_and_numbered_results(env: Env):
 
 
 # -- maintenance ------------------------------------------------------------------------------
+@diagonal
 def test_reconcile_finds_orphans_both_ways(env: Env):
     kept = env.repo.store(make_request())
     gone = env.repo.store(make_request(doc_type="cccd"))
@@ -312,6 +347,7 @@ def test_reconcile_finds_orphans_both_ways(env: Env):
     assert kept.object_key not in report.missing
 
 
+@diagonal
 def test_fixity_detects_changed_missing_untracked_and_bad_signature(env: Env):
     a = env.repo.store(make_request())
     b = env.repo.store(make_request(doc_type="cccd"))
@@ -330,6 +366,7 @@ def test_fixity_detects_changed_missing_untracked_and_bad_signature(env: Env):
     assert not report.healthy and report.ok == 3
 
 
+@diagonal
 def test_export_bag_checksums_verified_independently(env: Env, tmp_path: Path):
     import bagit
 
@@ -360,6 +397,7 @@ def test_export_bag_checksums_verified_independently(env: Env, tmp_path: Path):
 
 
 # -- retention, legal hold, deletion ----------------------------------------------------------
+@diagonal
 def test_delete_of_retained_version_is_refused(env: Env):
     locked = env.repo.store(make_request(retention_years=10))
     assert locked.lock_mode == "GOVERNANCE" and locked.retain_until.year == locked.created_at.year + 10
@@ -369,6 +407,7 @@ def test_delete_of_retained_version_is_refused(env: Env):
     assert env.repo.objects.stat(locked.object_key).locked_at(datetime.now(timezone.utc))
 
 
+@diagonal
 def test_unlocked_version_can_be_deleted_and_previous_becomes_current(env: Env):
     v1 = env.repo.store(make_request())
     v2 = env.repo.store(make_request(v1.uri, revision=2))
@@ -379,6 +418,7 @@ def test_unlocked_version_can_be_deleted_and_previous_becomes_current(env: Env):
     assert env.repo.reconcile().ok
 
 
+@diagonal
 def test_legal_hold_blocks_delete_until_lifted(env: Env):
     res = env.repo.store(make_request())
     env.repo.set_legal_hold(res.uri, 1, True)
@@ -391,6 +431,7 @@ def test_legal_hold_blocks_delete_until_lifted(env: Env):
         env.repo.get(res.uri)
 
 
+@diagonal
 def test_reopen_runs_migrations_idempotently_and_keeps_data(env: Env):
     res = env.repo.store(make_request())
     env.repo.close()
