@@ -26,18 +26,20 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import secrets
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from asn1crypto import keys as asn1_keys, tsp, x509 as asn1_x509
+from asn1crypto import cms, keys as asn1_keys, tsp, x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils as asym_utils
 from cryptography.x509 import ocsp
-from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
+from pyhanko.sign.timestamps.api import TimeStamper
 
 from signing.pki import (
     CRL_PATH,
@@ -60,24 +62,99 @@ def _to_asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _to_asn1_key(key: PrivateKey) -> asn1_keys.PrivateKeyInfo:
-    der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return asn1_keys.PrivateKeyInfo.load(der)
+# "sohoa development TSA policy" (arbitrary private OID arc used only by the dev PKI)
+DEV_TSA_POLICY = "1.3.6.1.4.1.55555.1.1"
 
 
-def local_timestamper(pki: DevPki) -> DummyTimeStamper:
+class DevTimeStamper(TimeStamper):
+    """An RFC 3161 time-stamping authority signing with the dev TSA key (kept parsed in memory).
+
+    Used in-process (as a pyHanko ``TimeStamper``) and behind ``POST /tsa`` of the dev server.
+    Tokens carry ESS signing-certificate-v2 (RFC 5816) and echo the request nonce.
+    """
+
+    def __init__(
+        self,
+        tsa_cert: x509.Certificate,
+        tsa_key: PrivateKey,
+        chain: list[x509.Certificate],
+    ):
+        super().__init__()
+        self._cert = _to_asn1_cert(tsa_cert)
+        self._chain = [_to_asn1_cert(c) for c in chain]
+        self._key = tsa_key
+        self._lock = threading.Lock()
+
+    def _sign(self, data: bytes) -> tuple[bytes, str]:
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(data, ec.ECDSA(hashes.SHA256())), "sha256_ecdsa"
+        return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256()), "sha256_rsa"
+
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        now = dt.datetime.now(dt.timezone.utc)
+        tst_fields: dict[str, object] = {
+            "version": "v1",
+            "policy": DEV_TSA_POLICY,
+            "message_imprint": req["message_imprint"],
+            "serial_number": secrets.randbits(63),
+            "gen_time": now,
+            "accuracy": {"seconds": 1},
+            "tsa": asn1_x509.GeneralName(name="directory_name", value=self._cert.subject),
+        }
+        if req["nonce"].native is not None:
+            tst_fields["nonce"] = req["nonce"]
+        tst_info = tsp.TSTInfo(tst_fields).dump()
+        signed_attrs = cms.CMSAttributes(
+            [
+                simple_cms_attribute("content_type", "tst_info"),
+                simple_cms_attribute("signing_time", cms.Time({"utc_time": now})),
+                simple_cms_attribute("message_digest", hashlib.sha256(tst_info).digest()),
+                simple_cms_attribute(
+                    "signing_certificate_v2", as_signing_certificate_v2(self._cert, "sha256")
+                ),
+            ]
+        )
+        with self._lock:
+            signature, sig_algo = self._sign(signed_attrs.dump())
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": {
+                    "issuer_and_serial_number": {
+                        "issuer": self._cert.issuer,
+                        "serial_number": self._cert.serial_number,
+                    }
+                },
+                "digest_algorithm": {"algorithm": "sha256"},
+                "signature_algorithm": {"algorithm": sig_algo},
+                "signed_attrs": signed_attrs,
+                "signature": signature,
+            }
+        )
+        signed_data = cms.SignedData(
+            {
+                "version": "v3",
+                "digest_algorithms": [{"algorithm": "sha256"}],
+                "encap_content_info": {
+                    "content_type": "tst_info",
+                    "content": cms.ParsableOctetString(tst_info),
+                },
+                "certificates": [self._cert, *self._chain],
+                "signer_infos": [signer_info],
+            }
+        )
+        token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
+        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return self.request_tsa_response(req)
+
+
+def local_timestamper(pki: DevPki) -> DevTimeStamper:
     """The dev TSA as an in-process pyHanko ``TimeStamper`` (no HTTP round trip)."""
     tsa_cert, tsa_key = pki.load_p12(pki.tsa_p12)
     root_cert, _ = pki.load_root()
-    return DummyTimeStamper(
-        tsa_cert=_to_asn1_cert(tsa_cert),
-        tsa_key=_to_asn1_key(tsa_key),
-        certs_to_embed=[_to_asn1_cert(root_cert)],
-    )
+    return DevTimeStamper(tsa_cert, tsa_key, [root_cert])
 
 
 @dataclass
@@ -88,7 +165,7 @@ class _Responder:
     root_cert: x509.Certificate
     responder_cert: x509.Certificate
     responder_key: PrivateKey
-    timestamper: DummyTimeStamper
+    timestamper: DevTimeStamper
     root_der: bytes = field(init=False)
     issuer_key_hashes: set[bytes] = field(init=False)
 
@@ -385,6 +462,8 @@ def serve_remote_signer(
 
 
 __all__ = [
+    "DEV_TSA_POLICY",
+    "DevTimeStamper",
     "ServerHandle",
     "local_timestamper",
     "port_of",

@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,13 +33,17 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
-from asn1crypto import pem, x509 as asn1_x509
+from asn1crypto import pem, tsp, x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
@@ -48,10 +53,15 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 SignatureLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 LEVELS: tuple[str, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
 
+# Times-metric serif first (Decree 30/2020 wants Times New Roman for signature text). Liberation
+# 1.x (fonts-liberation) lacks most Vietnamese letters; Liberation 2.x (fonts-liberation2) and
+# DejaVu (fonts-dejavu-core) have them all.
 FONT_CANDIDATES: tuple[Path, ...] = (
-    Path("/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"),
     Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
 )
+_FONT_PROBE = "ĐđƠơƯưẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹ"
 DEFAULT_FONT_SIZE = 8
 _RESERVE_MARGIN = 1.25
 _RESERVE_EXTRA = 2048
@@ -170,6 +180,58 @@ class RemoteSigner(signers.Signer):
         self._client.close()
 
 
+class _KeyCachingSigner(signers.SimpleSigner):
+    """pyHanko's SimpleSigner re-parses the private key on every signature (~10-100 ms for RSA);
+    this one parses it once."""
+
+    def __init__(self, base: signers.SimpleSigner):
+        super().__init__(
+            signing_cert=base.signing_cert,
+            signing_key=base.signing_key,
+            cert_registry=base.cert_registry,
+            prefer_pss=base.prefer_pss,
+        )
+        self._key = serialization.load_der_private_key(base.signing_key.dump(), password=None)
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        algo = mechanism.signature_algo
+        key = self._key
+        if algo == "rsassa_pss" and isinstance(key, rsa.RSAPrivateKey):
+            pss_padding, hash_algo = process_pss_params(mechanism["parameters"])
+            return key.sign(data, pss_padding, hash_algo)
+        if algo == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(data, padding.PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+        if algo == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
+        raise SigningError(f"unsupported signature mechanism {algo!r} for this key")
+
+
+class _HttpTimeStamper(timestamps.TimeStamper):
+    """RFC 3161 client keeping one HTTP connection pool (pyHanko's opens a new session per call)."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0):
+        super().__init__()
+        self.url = url
+        self._client = httpx.Client(timeout=timeout)
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        try:
+            resp = self._client.post(
+                self.url,
+                content=req.dump(),
+                headers={"Content-Type": "application/timestamp-query"},
+            )
+        except httpx.HTTPError as exc:
+            raise TimestampRequestError(f"timestamp server unreachable: {exc}") from exc
+        if resp.status_code != 200 or resp.headers.get("Content-Type") != "application/timestamp-reply":
+            raise TimestampRequestError(f"timestamp server answered HTTP {resp.status_code}")
+        return tsp.TimeStampResp.load(resp.content)
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def _self_signed(certs: list[asn1_x509.Certificate]) -> list[asn1_x509.Certificate]:
     return [c for c in certs if c.self_signed in ("maybe", "yes")]
 
@@ -202,7 +264,9 @@ class PdfSigner:
         self._timestampers: dict[str, timestamps.TimeStamper] = {}
         self._reserved: dict[tuple[str, str | None], int] = {}
         self._validation_context: ValidationContext | None = None
-        self._font_factory = GlyphAccumulatorFactory(str(self.font_path), font_size=self.font_size)
+        font_file = prepared_font(self.font_path)
+        self._font_chars = font_coverage(font_file)
+        self._font_factory = GlyphAccumulatorFactory(str(font_file), font_size=self.font_size)
         self._stamp_style = TextStampStyle(
             stamp_text="%(lines)s",
             text_box_style=TextBoxStyle(font=self._font_factory, font_size=self.font_size),
@@ -259,6 +323,7 @@ class PdfSigner:
             ),
         )
         text = "\n".join(lines) if lines else self.subject_name
+        self._check_renderable(text)
         key = (level, timestamp_url)
         with self._lock:
             out = self._run_sign(pdf_signer, writer, text, self._reserved.get(key))
@@ -271,6 +336,10 @@ class PdfSigner:
         if self.closer is not None:
             self.closer()
             self.closer = None
+        for stamper in self._timestampers.values():
+            if isinstance(stamper, _HttpTimeStamper):
+                stamper.close()
+        self._timestampers.clear()
         if not self._loop.is_closed():
             self._loop.close()
 
@@ -343,7 +412,7 @@ class PdfSigner:
         if url not in self._timestampers:
             if not url.startswith(("http://", "https://")):
                 raise SigningError(f"timestamp_url must be an http(s) URL, got {url!r}")
-            self._timestampers[url] = timestamps.HTTPTimeStamper(url, timeout=10)
+            self._timestampers[url] = _HttpTimeStamper(url)
         return self._timestampers[url]
 
     def _check_certificate_validity(self) -> None:
@@ -355,6 +424,13 @@ class PdfSigner:
             raise SigningError(f"signing certificate not valid before {not_before.isoformat()}")
         if now > not_after:
             raise SigningError(f"signing certificate expired on {not_after.isoformat()}")
+
+    def _check_renderable(self, text: str) -> None:
+        missing = sorted({c for c in text if c != "\n" and ord(c) not in self._font_chars})
+        if missing:
+            raise SigningError(
+                f"the appearance font {self.font_path.name} cannot render {''.join(missing)!r}"
+            )
 
     @staticmethod
     def _check_box(box: tuple[float, float, float, float]) -> None:
@@ -376,9 +452,70 @@ def _reserve_for(signed_pdf: bytes, field_name: str) -> int:
     raise SigningError(f"signature field {field_name!r} not found after signing")
 
 
+# Latin (ASCII, Latin-1, Latin Extended-A/B parts), combining accents and the Vietnamese block:
+# every character a Vietnamese administrative text or ISO 8601 time needs.
+_APPEARANCE_CHARSET: tuple[range, ...] = (
+    range(0x20, 0x7F),
+    range(0xA0, 0x180),
+    range(0x1A0, 0x1B1),
+    range(0x300, 0x324),
+    range(0x1EA0, 0x1EFA),
+    range(0x2010, 0x2027),
+    range(0x20AB, 0x20AC),
+)
+
+
+_PDF_GLYPH_SPACE = 1000  # PDF glyph space units per text space unit
+
+
+def prepared_font(font_path: Path, cache_dir: Path | None = None) -> Path:
+    """A copy of ``font_path`` cut down to the Vietnamese/Latin repertoire, cached on disk.
+
+    pyHanko subsets the appearance font for every signature; starting from ~500 glyphs instead
+    of the full font (2,500+ glyphs and big layout tables) makes that several times cheaper.
+    The copy is also rescaled to 1000 units per em: pyHanko 0.38 writes the CID font's /W glyph
+    widths in font units, which is only right for 1000-unit fonts (Liberation Serif and DejaVu
+    use 2048), and PDF/A validators reject widths that disagree with the embedded font program.
+    """
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+    from fontTools.ttLib.scaleUpem import scale_upem
+
+    data = font_path.read_bytes()
+    recipe = repr((_APPEARANCE_CHARSET, _PDF_GLYPH_SPACE)).encode()
+    tag = hashlib.sha256(data + recipe).hexdigest()[:16]
+    cache_dir = cache_dir or Path(tempfile.gettempdir()) / "sohoa-fonts"
+    out = cache_dir / f"{font_path.stem}-{tag}.ttf"
+    if out.exists():
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    options = subset.Options()
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    font = TTFont(io.BytesIO(data))
+    subsetter = subset.Subsetter(options=options)
+    subsetter.populate(unicodes=[cp for block in _APPEARANCE_CHARSET for cp in block])
+    subsetter.subset(font)
+    if font["head"].unitsPerEm != _PDF_GLYPH_SPACE:
+        scale_upem(font, _PDF_GLYPH_SPACE)
+    tmp = out.with_suffix(f".{threading.get_ident()}.tmp")
+    font.save(str(tmp))
+    tmp.replace(out)  # atomic: concurrent workers never read a half-written file
+    return out
+
+
+def font_coverage(font_path: Path) -> frozenset[int]:
+    """Code points the font maps to a glyph."""
+    from fontTools.ttLib import TTFont
+
+    with TTFont(str(font_path), lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
 def _default_font() -> Path:
     for candidate in FONT_CANDIDATES:
-        if candidate.exists():
+        if candidate.exists() and {ord(c) for c in _FONT_PROBE} <= font_coverage(candidate):
             return candidate
     raise SigningError(
         "no Vietnamese-capable TrueType font found; install fonts-liberation or fonts-dejavu-core"
@@ -406,9 +543,9 @@ def _open_pkcs12(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, li
     cert = signer.signing_cert
     assert cert is not None
     signer.prefer_pss = _pss_for(cert, prefer_pss)
-    extra = [load_certificates(spec.cert_path)] if spec.cert_path else []
-    chain = list(signer.cert_registry) + [c for group in extra for c in group]
-    return signer, _self_signed(chain)
+    extra = load_certificates(spec.cert_path) if spec.cert_path else []
+    chain = list(signer.cert_registry) + extra
+    return _KeyCachingSigner(signer), _self_signed(chain)
 
 
 def _open_pkcs11(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, list, Callable[[], None]]:
