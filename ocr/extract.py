@@ -169,14 +169,14 @@ def _not_found(name: str) -> FieldValue:
 
 _LABELS: dict[str, re.Pattern[str]] = {
     # folded lower-case; OCR-tolerant (optional commas, "chu dem", "va")
-    "ho_ten": re.compile(r"(?:^|\s|\d\.\s?)(ho\s*,?\s*(?:chu\s*dem\s*,?\s*)?(?:va\s+)?ten|toi\s+ten\s+la|cap\s+cho)"
+    "ho_ten": re.compile(r"(?:^|\s|\d\.\s?)(ho\s*[,.]?\s*(?:chu\s*dem\s*[,.]?\s*)?(?:va\s+)?ten|toi\s+ten\s+la|cap\s+cho)"
                          r"(?P<tail>[^:;]{0,30}?)\s*[:;]"),
-    "ngay_sinh": re.compile(r"(ngay\s*,?\s*thang\s*,?\s*nam\s*sinh|ngay\s*sinh|sinh\s*ngay)"
+    "ngay_sinh": re.compile(r"(ngay\s*[,.]?\s*thang\s*[,.]?\s*nam\s*sinh|ngay\s*sinh|sinh\s*ngay)"
                             r"(?P<tail>[^:;]{0,30}?)\s*[:;]"),
     "so_dinh_danh": re.compile(r"(so\s*dinh\s*danh(?:\s*ca\s*nhan)?|so\s*(?:cmnd\s*/\s*)?cc\w{0,3}d|"
                                r"so\s*can\s*cuoc(?:\s*cong\s*dan)?|cmnd\s*/\s*cccd)"
                                r"(?P<tail>[^:;]{0,30}?)\s*[:;]"),
-    "ngay_dang_ky": re.compile(r"(ngay\s*,?\s*thang\s*,?\s*nam\s*dang\s*ky|ngay\s*dang\s*ky)"
+    "ngay_dang_ky": re.compile(r"(ngay\s*[,.]?\s*thang\s*[,.]?\s*nam\s*dang\s*ky|ngay\s*dang\s*ky)"
                                r"(?P<tail>[^:;]{0,10}?)\s*[:;]"),
     "ma_so_doanh_nghiep": re.compile(r"(ma\s*so\s*doanh\s*nghiep|ma\s*so\s*thue)(?P<tail>[^:;]{0,10}?)\s*[:;]"),
 }
