@@ -639,6 +639,638 @@ def audit_checkpoint() -> None:
     out.print(f"checkpoint at entry {cp.seq} ({cp.hash[:16]}…)" if cp else "nothing new to checkpoint")
 
 
+# ---- bulk back-digitization (docs/bulk.md) ------------------------------------------------------
+bulk_app = typer.Typer(no_args_is_help=True, help="Resumable bulk runs over archive boxes (manifest + separator sheets).")
+app.add_typer(bulk_app, name="bulk")
+EngineOpt = Annotated[str, typer.Option("--engine", help="local (process pool) or celery (`sohoa worker`s).")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", min=1, help="Local worker processes (default: CPU count).")]
+PlainOpt = Annotated[Optional[bool], typer.Option("--plain/--rich", help="Plain log lines instead of a progress bar (default: plain when not a terminal).", show_default=False)]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the per-unit CSV report here.")]
+
+
+def _bulk_execute(settings: Settings, ledger, run_id: str, *, engine: str, workers: Optional[int],
+                  plain: Optional[bool], report: Optional[Path], retry_failed: bool = False,
+                  storage_retry: Optional[float] = None, quality_review: Optional[bool] = None) -> None:
+    from dataclasses import replace as dc_replace
+
+    from ingest.bulk import RunError, RunOptions, execute, write_report
+    from ingest.bulk.progress import progress_for
+    from repository import StorageUnavailable
+
+    if engine not in ("local", "celery"):
+        raise fail(f"--engine must be local or celery, got {engine!r}", Exit.USAGE)
+    run = ledger.run(run_id)
+    stored = {k: v for k, v in (run.options if run else {}).items() if k in RunOptions.__dataclass_fields__}
+    options = dc_replace(RunOptions(**stored), engine=engine, workers=workers or settings.workers)
+    if storage_retry is not None:
+        options = dc_replace(options, storage_retry_s=storage_retry)
+    if quality_review is not None:
+        options = dc_replace(options, review_quality=quality_review)
+    try:
+        summary = execute(settings, ledger, run_id, options=options, progress=progress_for(err, run_id, plain),
+                          retry_failed=retry_failed)
+    except KeyboardInterrupt:
+        raise fail(f"run {run_id} interrupted: `sohoa bulk resume {run_id}` continues it", Exit.FAILED)
+    except RunError as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    except StorageUnavailable as exc:
+        raise fail(f"run {run_id}: {exc}; `sohoa bulk resume {run_id}` continues it", Exit.UNAVAILABLE)
+    _bulk_summary_table(run_id, summary)
+    if report:
+        write_report(ledger.units(run_id), report)
+        out.print(f"report: {report}")
+    if not summary.complete:
+        raise fail(f"run {run_id} is not complete: `sohoa bulk resume {run_id}`", Exit.FAILED)
+    raise typer.Exit(int(Exit.FAILED if summary.failed_units else Exit.OK))
+
+
+def _bulk_summary_table(run_id: str, s) -> None:
+    table = Table(title=f"bulk run {run_id}")
+    for col in ("", "documents", "pages"):
+        table.add_column(col, justify="right" if col else "left")
+    for label, units, pages in (("stored", s.stored_units, s.stored_pages),
+                                ("needs review", s.review_units, s.review_pages),
+                                ("failed", s.failed_units, s.failed_pages),
+                                ("skipped (separators, blanks, already stored)", s.skipped_units, s.skipped_pages),
+                                ("not finished", s.open_units, s.open_pages),
+                                ("total", s.units, s.pages)):
+        table.add_row(label, str(units), str(pages))
+    out.print(table)
+
+
+def _bulk_ledger(settings: Settings):
+    from ingest.ledger import Ledger
+    from repository import StorageUnavailable
+    try:
+        return Ledger.open(settings.database_url)
+    except StorageUnavailable as exc:
+        raise fail(f"database unavailable ({exc})", Exit.UNAVAILABLE)
+
+
+@bulk_app.command("run")
+def bulk_run(
+    source: Annotated[Path, typer.Argument(help="A folder tree of scans, or a text file listing scan paths.")],
+    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="CSV mapping files/folders to owner, type, dossier, box (docs/bulk.md).")],
+    workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
+    plain: PlainOpt = None,
+    report: ReportOpt = None,
+    storage_retry: Annotated[float, typer.Option(help="Seconds a unit waits out a storage outage before failing (resume retries it).")] = 120.0,
+    quality_review: Annotated[bool, typer.Option("--quality-review/--no-quality-review", help="Send pages failing the quality gate to review instead of storing them.")] = True,
+) -> None:
+    """Digitize a whole source: plan units, then store each document exactly once."""
+    from ingest.bulk import RunOptions, create_run
+    from ingest.bulk.plan import SourceError
+    from ingest.manifest import ManifestError
+
+    settings = settings_or_exit()
+    ledger = _bulk_ledger(settings)
+    try:
+        run_id = create_run(settings, ledger, source, manifest,
+                            RunOptions(engine=engine, workers=workers or settings.workers,  # type: ignore[arg-type]
+                                       storage_retry_s=storage_retry, review_quality=quality_review))
+    except ManifestError as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    except SourceError as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    err.print(f"bulk run {run_id} (resume with: sohoa bulk resume {run_id})", highlight=False)
+    try:
+        _bulk_execute(settings, ledger, run_id, engine=engine, workers=workers, plain=plain, report=report)
+    finally:
+        ledger.close()
+
+
+@bulk_app.command("resume")
+def bulk_resume(
+    run_id: Annotated[str, typer.Argument(help="Run ID (see `sohoa bulk status`).")],
+    workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
+    plain: PlainOpt = None,
+    report: ReportOpt = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also retry failed and needs-review documents.")] = False,
+) -> None:
+    """Continue an interrupted run (after kill -9, outage...): nothing is stored twice."""
+    settings = settings_or_exit()
+    ledger = _bulk_ledger(settings)
+    try:
+        if ledger.run(run_id) is None:
+            raise fail(f"no bulk run {run_id}", Exit.NOT_FOUND)
+        _bulk_execute(settings, ledger, run_id, engine=engine, workers=workers, plain=plain, report=report,
+                      retry_failed=retry_failed)
+    finally:
+        ledger.close()
+
+
+@bulk_app.command("status")
+def bulk_status(
+    run_id: Annotated[Optional[str], typer.Argument(help="Run ID (default: list recent runs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Where a run stands (documents and pages per state), or the list of recent runs."""
+    from ingest.bulk.engine import current_summary
+
+    settings = settings_or_exit()
+    ledger = _bulk_ledger(settings)
+    try:
+        runs = [ledger.run(run_id)] if run_id else ledger.runs()
+        if run_id and runs[0] is None:
+            raise fail(f"no bulk run {run_id}", Exit.NOT_FOUND)
+        for run in runs:
+            summary = current_summary(ledger, run.id)
+            if as_json:
+                print(json.dumps({"run": run.id, "state": run.state, "source": run.source,
+                                  "created_at": str(run.created_at), **summary.as_dict()}, ensure_ascii=False))
+            elif run_id:
+                out.print(f"run {run.id}: {run.state}, source {run.source}")
+                _bulk_summary_table(run.id, summary)
+            else:
+                out.print(f"{run.id}  {run.state:<11} {summary.done_pages}/{summary.pages} pages  "
+                          f"stored {summary.stored_units}  review {summary.review_units}  "
+                          f"failed {summary.failed_units}  {run.source}", highlight=False)
+    finally:
+        ledger.close()
+
+
+@bulk_app.command("report")
+def bulk_report(
+    run_id: Annotated[str, typer.Argument(help="Run ID.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write (UTF-8 with BOM).")],
+) -> None:
+    """Per-document CSV: state, reason, source file + pages, box/file no., record URI."""
+    from ingest.bulk import write_report
+
+    settings = settings_or_exit()
+    ledger = _bulk_ledger(settings)
+    try:
+        if ledger.run(run_id) is None:
+            raise fail(f"no bulk run {run_id}", Exit.NOT_FOUND)
+        units = ledger.units(run_id)
+        write_report(units, output)
+    finally:
+        ledger.close()
+    out.print(f"{output}: {len(units)} row(s)")
+
+
+@bulk_app.command("separator")
+def bulk_separator(
+    output: Annotated[Path, typer.Option("-o", "--output", help="PDF to print.")],
+    owner: Annotated[Optional[str], typer.Option("--owner", help="Owner ID of the documents after the sheet.")] = None,
+    dossier: Annotated[Optional[str], typer.Option("--dossier", help="Dossier code.")] = None,
+    doc_type: Annotated[Optional[str], typer.Option("--type", help="Document type code.")] = None,
+    copies: Annotated[int, typer.Option(min=1, max=500, help="Number of identical sheets.")] = 1,
+) -> None:
+    """A printable QR separator sheet: put one in front of each document in the box."""
+    from ingest.pipeline import PipelineError, owner_kind
+    from ingest.separator import SeparatorInfo, separator_pdf
+    from ocr.catalog import load_catalog
+
+    if owner:
+        try:
+            owner_kind(owner)
+        except PipelineError as exc:
+            raise fail(exc.message, Exit.BAD_INPUT)
+    if doc_type and doc_type not in load_catalog().known_codes:
+        raise fail(f"unknown document type {doc_type!r}", Exit.BAD_INPUT)
+    output.write_bytes(separator_pdf(SeparatorInfo(owner_id=owner, dossier_code=dossier, doc_type=doc_type),
+                                     copies=copies))
+    out.print(f"separator sheet -> {output}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Worker processes (one Tesseract thread each).")] = 1,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Broker URL (default: $SOHOA_BROKER_URL or local Redis).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Worker node name (default: sohoa-PID@host).")] = None,
+) -> None:
+    """Run a Celery worker for bulk runs started with `--engine celery`."""
+    import os
+
+    settings_or_exit()
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    if broker:
+        os.environ["SOHOA_BROKER_URL"] = broker
+    from ingest.celery_app import app as celery_app
+    celery_app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork",
+                            "-n", name or f"sohoa-{os.getpid()}@%h", "--without-gossip", "--without-mingle"])
+
+
+# ---- HTTP API, its clients and desk users, the audit log ---------------------------------------
+def _open_access(settings: Settings):
+    """The repository (migrated) and its access store; the caller closes the repository."""
+    from ingest.pipeline import repository_config
+    from repository import Repository
+    from repository.access import AccessStore
+    repo = Repository.open(repository_config(settings))
+    return repo, AccessStore(repo.engine)
+
+
+def _audit_cli_action(settings: Settings, repo, action: str, **fields) -> None:
+    """Admin actions from the command line go into the same hash-chained audit log."""
+    import getpass
+
+    from api.app import audit_key_path
+    from repository.audit import AuditEntry, AuditLog, load_or_create_service_key
+    log = AuditLog(repo.engine)
+    log.append([AuditEntry(actor=f"cli:{getpass.getuser()}", actor_kind="admin", action=action, **fields)])
+    log.checkpoint(load_or_create_service_key(audit_key_path(settings)))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (OpenAPI schema at /openapi.json, docs at /docs)."""
+    import logging
+
+    import uvicorn
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        interrupted = access.fail_unfinished_jobs()
+    finally:
+        repo.close()
+    if interrupted:
+        err.print(f"sohoa: {interrupted} job(s) left unfinished by the last run were marked failed (interrupted)")
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(log_level.upper())
+    if workers == 1:
+        from api.app import create_app
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=log_level)
+    else:
+        uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_config=None, log_level=log_level)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Reception-desk users (officer, supervisor, admin).")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="officer | supervisor | admin")] = "officer",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Reset an existing user's role and password.")] = False,
+) -> None:
+    """Add a desk user (password stored as a salted scrypt hash)."""
+    from repository import InvalidRequest
+
+    settings = settings_or_exit()
+    password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
+                else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    repo, access = _open_access(settings)
+    try:
+        user = access.add_user(name, role, password, replace=replace)
+        _audit_cli_action(settings, repo, "user.add", details={"user": user.name, "role": user.role})
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    finally:
+        repo.close()
+    out.print(f"user {user.name} ({user.role}) ready")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List desk users."""
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        for u in access.list_users():
+            out.print(f"{u.name}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}")
+    finally:
+        repo.close()
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a desk user and end their sessions."""
+    from repository import RecordNotFound
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        access.disable_user(name)
+        _audit_cli_action(settings, repo, "user.disable", details={"user": name})
+    except RecordNotFound:
+        raise fail(f"no user {name}", Exit.NOT_FOUND)
+    finally:
+        repo.close()
+    out.print(f"user {name} disabled")
+
+
+clients_app = typer.Typer(no_args_is_help=True, help="API clients (agency systems, citizens' apps, admin tools) and their keys.")
+app.add_typer(clients_app, name="clients")
+
+
+def _print_key(issued, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"client_id": issued.client.id, "kind": issued.client.kind, "key_id": issued.key_id,
+                          "api_key": issued.secret}))
+    else:
+        out.print(f"client {issued.client.id} ({issued.client.kind}, {issued.client.name})")
+        out.print(f"API key (shown once, store it now): {issued.secret}", highlight=False, soft_wrap=True)
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. the agency's system.")],
+    kind: Annotated[str, typer.Option(help="agency | citizen | admin")] = "agency",
+    agency_code: Annotated[Optional[str], typer.Option(help="The agency's e-ID code (kind agency).")] = None,
+    owner: Annotated[Optional[str], typer.Option(help="The citizen's personal ID (kind citizen).")] = None,
+    rate: Annotated[Optional[float], typer.Option(help="Requests per second (default: server setting).")] = None,
+    burst: Annotated[Optional[int], typer.Option(help="Token-bucket burst (default: server setting).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
+) -> None:
+    """Create a client and print its first API key (only its hash is stored)."""
+    from repository import InvalidRequest
+    from repository.identity import canonical_id, normalize_owner_id
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        owner_key = None
+        if owner is not None:
+            normalize_owner_id("citizen" if len(canonical_id(owner)) == 12 else "organization", owner)
+            owner_key = repo.owner_key(owner)
+        issued = access.create_client(name, kind, agency_code=agency_code, owner_key=owner_key,
+                                      rate_per_second=rate, burst=burst)
+        _audit_cli_action(settings, repo, "client.create", agency_code=agency_code,
+                          details={"client_id": issued.client.id, "kind": kind, "key_id": issued.key_id})
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    finally:
+        repo.close()
+    _print_key(issued, as_json)
+
+
+@clients_app.command("rotate")
+def clients_rotate(
+    client_id: Annotated[str, typer.Argument(help="Client id (c_…).")],
+    grace_seconds: Annotated[int, typer.Option(min=0, help="Old keys keep working this long.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
+) -> None:
+    """Issue a new key for a client; its other keys stop working (after the grace period)."""
+    from datetime import timedelta
+
+    from repository import RecordNotFound
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        issued = access.rotate_client(client_id, grace=timedelta(seconds=grace_seconds))
+        _audit_cli_action(settings, repo, "client.rotate",
+                          details={"client_id": client_id, "key_id": issued.key_id, "grace_seconds": grace_seconds})
+    except RecordNotFound:
+        raise fail(f"no active client {client_id}", Exit.NOT_FOUND)
+    finally:
+        repo.close()
+    _print_key(issued, as_json)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[str, typer.Argument(help="Client id (c_…).")]) -> None:
+    """Revoke a client and every key it has."""
+    from repository import RecordNotFound
+
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        access.revoke_client(client_id)
+        _audit_cli_action(settings, repo, "client.revoke", details={"client_id": client_id})
+    except RecordNotFound:
+        raise fail(f"no client {client_id}", Exit.NOT_FOUND)
+    finally:
+        repo.close()
+    out.print(f"client {client_id} revoked")
+
+
+@clients_app.command("list")
+def clients_list(as_json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False) -> None:
+    """List clients (never their keys)."""
+    settings = settings_or_exit()
+    repo, access = _open_access(settings)
+    try:
+        clients = access.list_clients()
+    finally:
+        repo.close()
+    for c in clients:
+        state = "revoked" if c.revoked_at else f"{c.active_keys} key(s)"
+        if as_json:
+            print(json.dumps({"id": c.id, "name": c.name, "kind": c.kind, "agency_code": c.agency_code,
+                              "owner_ref": c.owner_key, "active_keys": c.active_keys,
+                              "revoked": c.revoked_at is not None}, ensure_ascii=False))
+        else:
+            out.print(f"{c.id}\t{c.kind}\t{c.agency_code or ''}\t{state}\t{c.name}")
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False) -> None:
+    """Re-check every entry's hash and link and every signed checkpoint. Exit 1 on any problem."""
+    from dataclasses import asdict
+
+    from api.app import audit_key_path
+    from repository.audit import AuditLog, load_or_create_service_key
+
+    settings = settings_or_exit()
+    repo, _ = _open_access(settings)
+    try:
+        key = load_or_create_service_key(audit_key_path(settings))
+        report = AuditLog(repo.engine).verify([key.public_key()])
+    finally:
+        repo.close()
+    if as_json:
+        print(json.dumps(asdict(report), ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            err.print(f"[bold red]audit:[/] {problem}", highlight=False)
+        verdict = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
+        out.print(f"audit log {verdict}: {report.entries} entries, {report.checkpoints} signed checkpoint(s), "
+                  f"{report.uncovered} entr{'y' if report.uncovered == 1 else 'ies'} after the last checkpoint")
+    raise typer.Exit(int(Exit.OK if report.ok else Exit.FAILED))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the current head of the audit log with the service key."""
+    from api.app import audit_key_path
+    from repository.audit import AuditLog, load_or_create_service_key
+
+    settings = settings_or_exit()
+    repo, _ = _open_access(settings)
+    try:
+        cp = AuditLog(repo.engine).checkpoint(load_or_create_service_key(audit_key_path(settings)))
+    finally:
+        repo.close()
+    out.print(f"checkpoint at entry {cp.seq} ({cp.hash[:16]}…)" if cp else "nothing new to checkpoint")
+
+
+def _open_repository(settings: Settings):
+    """The repository for maintenance commands; a clean exit 5 when storage is unreachable."""
+    from ingest.pipeline import repository_config
+    from repository import Repository, StorageUnavailable
+
+    try:
+        return Repository.open(repository_config(settings))
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+
+
+def _parse_day(value: Optional[str], option: str):
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise fail(f"{option}: expected a date like 2025-01-31, got {value!r}", Exit.BAD_INPUT)
+
+
+@app.command()
+def reconcile(as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False) -> None:
+    """Compare stored objects with the index both ways. Exit 1 if anything is untracked or missing."""
+    from dataclasses import asdict
+
+    from repository import StorageUnavailable
+
+    repo = _open_repository(settings_or_exit())
+    try:
+        report = repo.reconcile()
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    if as_json:
+        print(json.dumps({**asdict(report), "ok": report.ok}, ensure_ascii=False))
+    else:
+        for key in report.untracked:
+            out.print(f"untracked (object without index row): {key}", highlight=False)
+        for key in report.missing:
+            out.print(f"[red]missing[/] (index row without object): {key}", highlight=False)
+        out.print(f"{report.objects_seen} objects, {report.rows_seen} indexed: "
+                  f"{len(report.untracked)} untracked, {len(report.missing)} missing")
+    raise typer.Exit(int(Exit.OK if report.ok else Exit.FAILED))
+
+
+@app.command()
+def fixity(
+    sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="Check N random objects instead of all.")] = None,
+    signatures: Annotated[bool, typer.Option("--signatures/--no-signatures",
+                                             help="Also check that every stored PDF's signatures are intact.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Re-read and re-hash stored objects (and re-check PDF signatures). Exit 1 on any problem."""
+    from dataclasses import asdict
+
+    from repository import StorageUnavailable
+
+    settings = settings_or_exit()
+    check_pdf = None
+    if signatures:
+        from ingest.pipeline import trust_roots
+        from signing.verify import verify_pdf
+
+        roots = trust_roots(settings)
+
+        def check_pdf(pdf: bytes) -> bool:
+            report = verify_pdf(pdf, roots, revocation="off")
+            return bool(report.signatures) and all(s.intact for s in report.signatures)
+
+    repo = _open_repository(settings)
+    try:
+        report = repo.fixity(sample=sample, check_pdf=check_pdf)
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    if as_json:
+        print(json.dumps({**asdict(report), "healthy": report.healthy}, ensure_ascii=False))
+    else:
+        for label, keys in (("changed", report.changed), ("missing", report.missing),
+                            ("signature not intact", report.signature_failures), ("untracked", report.untracked)):
+            for key in keys:
+                out.print(f"[red]{label}[/]: {key}", highlight=False)
+        out.print(f"{report.checked} object(s) checked, {report.ok} ok"
+                  + ("" if report.healthy else " — [bold red]PROBLEMS FOUND[/]"))
+    raise typer.Exit(int(Exit.OK if report.healthy else Exit.FAILED))
+
+
+@app.command()
+def search(
+    query: Annotated[Optional[str], typer.Argument(help="Words to find (diacritics optional). Omit to list.")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner", help="Owner's personal ID / enterprise code.")] = None,
+    doc_type: Annotated[Optional[str], typer.Option("--type", help="Document type code.")] = None,
+    agency: Annotated[Optional[str], typer.Option("--agency", help="Issuing agency (exact name).")] = None,
+    date_from: Annotated[Optional[str], typer.Option("--from", help="Stored on/after this day (YYYY-MM-DD).")] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Stored before this day (YYYY-MM-DD).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many results.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per record.")] = False,
+) -> None:
+    """Find records by owner, type, agency and date, and/or full text of their OCR text."""
+    from repository import InvalidRequest, StorageUnavailable
+
+    filters = dict(owner_id=owner, doc_type=doc_type, issuing_agency=agency,
+                   date_from=_parse_day(date_from, "--from"), date_to=_parse_day(date_to, "--to"))
+    repo = _open_repository(settings_or_exit())
+    try:
+        if query:
+            results = [h.result for h in repo.search(query, limit=limit, **filters)]
+        else:
+            results = repo.list_records(limit=limit, **filters)
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    for r in results:
+        if as_json:
+            print(json.dumps({"uri": r.uri, "version": r.version, "doc_type": r.doc_type, "title": r.title,
+                              "issuing_agency": r.issuing_agency, "created_at": r.created_at.isoformat(),
+                              "sha256": r.sha256, "size": r.size, "status": r.status}, ensure_ascii=False))
+        else:
+            out.print(f"{r.uri}\tv{r.version}\t{r.created_at:%Y-%m-%d}\t{r.title or r.doc_type}", highlight=False)
+    if not as_json:
+        out.print(f"{len(results)} record(s)")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to create for the BagIt package.")],
+    uri: Annotated[Optional[str], typer.Option("--uri", help="Export this record.")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner", help="Export all records of this owner.")] = None,
+    all_versions: Annotated[bool, typer.Option("--all-versions", help="Include superseded versions.")] = False,
+) -> None:
+    """Export a record or all of an owner's records as a BagIt package (checksummed, self-describing)."""
+    from repository import IntegrityFailure, InvalidRequest, RecordNotFound, StorageUnavailable
+
+    if (uri is None) == (owner is None):
+        raise fail("give exactly one of --uri or --owner", Exit.BAD_INPUT)
+    repo = _open_repository(settings_or_exit())
+    try:
+        bag = repo.export_bag(output, uri=uri, owner_id=owner, include_superseded=all_versions)
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    except RecordNotFound as exc:
+        raise fail(f"{uri or mask_id(owner or '')}: {exc}", Exit.NOT_FOUND)
+    except IntegrityFailure as exc:
+        raise fail(f"a stored object failed its integrity check ({exc}); nothing exported", Exit.FAILED)
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    files = sum(1 for p in (bag / "data").rglob("*") if p.is_file())
+    out.print(f"exported {files} file(s) to {bag} (BagIt 1.0, SHA-256 manifests)")
+
+
 def main() -> None:
     import os
 
