@@ -21,12 +21,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from functools import lru_cache
+
+from rapidfuzz import fuzz
 
 from ocr.catalog import load_catalog
 from ocr.types import FieldValue, PageText, Word
 from ocr.validators import (
+    AGENCY_WORDS,
     correct_family_name,
     normalize_agency,
     normalize_name,
@@ -424,6 +428,12 @@ def extract_agency(lines: Sequence[Line]) -> FieldValue | None:
     header = _header_lines(lines)
     number = _number_line(header)
     stop = header.index(number[0]) if number else len(header)
+    titles = _title_keys()
+    for i, line in enumerate(header[:stop]):  # without a number line, stop at the title/date line
+        key = _key(line.text)
+        if _DATE_LINE.search(line.folded) or any(fuzz.ratio(key, t) >= 85 for t in titles):
+            stop = i
+            break
     candidates: list[_Hit] = []
     for line in header[:stop]:
         part = _left_part(line)
@@ -442,7 +452,19 @@ def extract_agency(lines: Sequence[Line]) -> FieldValue | None:
     hit = candidates[-1]
     value = normalize_agency(" ".join(re.sub(r"[^\w\s&,.\-–/]", " ", hit.raw).split()))
     error = None if len(value.split()) >= 2 else "agency name too short"
-    return _field("co_quan_ban_hanh", hit, value, error)
+    result = _field("co_quan_ban_hanh", hit, value, error)
+    if value.split()[0] not in AGENCY_WORDS:  # not a recognizable agency name: ask for review
+        result = replace(result, confidence=round(result.confidence * 0.5, 3))
+    return result
+
+
+def _key(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9/ ]+", " ", fold_aligned(text)).split())
+
+
+@lru_cache(maxsize=1)
+def _title_keys() -> tuple[str, ...]:
+    return tuple(_key(p) for t in load_catalog().types for p in t.title_patterns)
 
 
 def _cut_motto(raw: str) -> str:
@@ -491,7 +513,7 @@ def extract_fields(doc_type: str, texts: list[PageText]) -> dict[str, FieldValue
     birth = found.get("ngay_sinh")
     if pid is not None and pid.valid and birth is not None and not birth.valid and pid.value:
         # the ID's birth year cannot be cross-checked: keep the ID but say so
-        found["so_dinh_danh"] = FieldValue(**{**pid.__dict__, "confidence": round(pid.confidence * 0.8, 3)})
+        found["so_dinh_danh"] = replace(pid, confidence=round(pid.confidence * 0.8, 3))
     ordered = {name: found.get(name) or _not_found(name) for name in expected}
     ordered.update({name: value for name, value in found.items() if name not in ordered})
     return ordered
