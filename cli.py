@@ -854,6 +854,165 @@ def audit_checkpoint() -> None:
     out.print(f"checkpoint at entry {cp.seq} ({cp.hash[:16]}…)" if cp else "nothing new to checkpoint")
 
 
+def _open_repository(settings: Settings):
+    """The repository for maintenance commands; a clean exit 5 when storage is unreachable."""
+    from ingest.pipeline import repository_config
+    from repository import Repository, StorageUnavailable
+
+    try:
+        return Repository.open(repository_config(settings))
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+
+
+def _parse_day(value: Optional[str], option: str):
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise fail(f"{option}: expected a date like 2025-01-31, got {value!r}", Exit.BAD_INPUT)
+
+
+@app.command()
+def reconcile(as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False) -> None:
+    """Compare stored objects with the index both ways. Exit 1 if anything is untracked or missing."""
+    from dataclasses import asdict
+
+    from repository import StorageUnavailable
+
+    repo = _open_repository(settings_or_exit())
+    try:
+        report = repo.reconcile()
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    if as_json:
+        print(json.dumps({**asdict(report), "ok": report.ok}, ensure_ascii=False))
+    else:
+        for key in report.untracked:
+            out.print(f"untracked (object without index row): {key}", highlight=False)
+        for key in report.missing:
+            out.print(f"[red]missing[/] (index row without object): {key}", highlight=False)
+        out.print(f"{report.objects_seen} objects, {report.rows_seen} indexed: "
+                  f"{len(report.untracked)} untracked, {len(report.missing)} missing")
+    raise typer.Exit(int(Exit.OK if report.ok else Exit.FAILED))
+
+
+@app.command()
+def fixity(
+    sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="Check N random objects instead of all.")] = None,
+    signatures: Annotated[bool, typer.Option("--signatures/--no-signatures",
+                                             help="Also check that every stored PDF's signatures are intact.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Re-read and re-hash stored objects (and re-check PDF signatures). Exit 1 on any problem."""
+    from dataclasses import asdict
+
+    from repository import StorageUnavailable
+
+    settings = settings_or_exit()
+    check_pdf = None
+    if signatures:
+        from ingest.pipeline import trust_roots
+        from signing.verify import verify_pdf
+
+        roots = trust_roots(settings)
+
+        def check_pdf(pdf: bytes) -> bool:
+            report = verify_pdf(pdf, roots, revocation="off")
+            return bool(report.signatures) and all(s.intact for s in report.signatures)
+
+    repo = _open_repository(settings)
+    try:
+        report = repo.fixity(sample=sample, check_pdf=check_pdf)
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    if as_json:
+        print(json.dumps({**asdict(report), "healthy": report.healthy}, ensure_ascii=False))
+    else:
+        for label, keys in (("changed", report.changed), ("missing", report.missing),
+                            ("signature not intact", report.signature_failures), ("untracked", report.untracked)):
+            for key in keys:
+                out.print(f"[red]{label}[/]: {key}", highlight=False)
+        out.print(f"{report.checked} object(s) checked, {report.ok} ok"
+                  + ("" if report.healthy else " — [bold red]PROBLEMS FOUND[/]"))
+    raise typer.Exit(int(Exit.OK if report.healthy else Exit.FAILED))
+
+
+@app.command()
+def search(
+    query: Annotated[Optional[str], typer.Argument(help="Words to find (diacritics optional). Omit to list.")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner", help="Owner's personal ID / enterprise code.")] = None,
+    doc_type: Annotated[Optional[str], typer.Option("--type", help="Document type code.")] = None,
+    agency: Annotated[Optional[str], typer.Option("--agency", help="Issuing agency (exact name).")] = None,
+    date_from: Annotated[Optional[str], typer.Option("--from", help="Stored on/after this day (YYYY-MM-DD).")] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Stored before this day (YYYY-MM-DD).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many results.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per record.")] = False,
+) -> None:
+    """Find records by owner, type, agency and date, and/or full text of their OCR text."""
+    from repository import InvalidRequest, StorageUnavailable
+
+    filters = dict(owner_id=owner, doc_type=doc_type, issuing_agency=agency,
+                   date_from=_parse_day(date_from, "--from"), date_to=_parse_day(date_to, "--to"))
+    repo = _open_repository(settings_or_exit())
+    try:
+        if query:
+            results = [h.result for h in repo.search(query, limit=limit, **filters)]
+        else:
+            results = repo.list_records(limit=limit, **filters)
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    for r in results:
+        if as_json:
+            print(json.dumps({"uri": r.uri, "version": r.version, "doc_type": r.doc_type, "title": r.title,
+                              "issuing_agency": r.issuing_agency, "created_at": r.created_at.isoformat(),
+                              "sha256": r.sha256, "size": r.size, "status": r.status}, ensure_ascii=False))
+        else:
+            out.print(f"{r.uri}\tv{r.version}\t{r.created_at:%Y-%m-%d}\t{r.title or r.doc_type}", highlight=False)
+    if not as_json:
+        out.print(f"{len(results)} record(s)")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to create for the BagIt package.")],
+    uri: Annotated[Optional[str], typer.Option("--uri", help="Export this record.")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner", help="Export all records of this owner.")] = None,
+    all_versions: Annotated[bool, typer.Option("--all-versions", help="Include superseded versions.")] = False,
+) -> None:
+    """Export a record or all of an owner's records as a BagIt package (checksummed, self-describing)."""
+    from repository import IntegrityFailure, InvalidRequest, RecordNotFound, StorageUnavailable
+
+    if (uri is None) == (owner is None):
+        raise fail("give exactly one of --uri or --owner", Exit.BAD_INPUT)
+    repo = _open_repository(settings_or_exit())
+    try:
+        bag = repo.export_bag(output, uri=uri, owner_id=owner, include_superseded=all_versions)
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    except RecordNotFound as exc:
+        raise fail(f"{uri or mask_id(owner or '')}: {exc}", Exit.NOT_FOUND)
+    except IntegrityFailure as exc:
+        raise fail(f"a stored object failed its integrity check ({exc}); nothing exported", Exit.FAILED)
+    except StorageUnavailable as exc:
+        raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
+    finally:
+        repo.close()
+    files = sum(1 for p in (bag / "data").rglob("*") if p.is_file())
+    out.print(f"exported {files} file(s) to {bag} (BagIt 1.0, SHA-256 manifests)")
+
+
 def main() -> None:
     import os
 
