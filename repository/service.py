@@ -525,6 +525,7 @@ class Repository:
 
     def versions(self, uri: str) -> list[StoredResult]:
         """Every version of a record, oldest first (deleted ones excluded)."""
+        layout.parse_record_uri(uri)
         with self._session("list versions") as s:
             record = s.scalar(select(Record).where(Record.uri == uri))
             if record is None:
