@@ -167,7 +167,8 @@ def _validation_extensions(
 
 
 def _make_root(key: PrivateKey, now: dt.datetime, years: int) -> x509.Certificate:
-    name = _name(f"sohoa Dev Root CA - {NOT_FOR_PRODUCTION}", org=DEV_ORG)
+    # a per-PKI suffix keeps two dev PKIs on one machine apart (NSS and path builders match by name)
+    name = _name(f"sohoa Dev Root CA {secrets.token_hex(3)} - {NOT_FOR_PRODUCTION}", org=DEV_ORG)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
         x509.CertificateBuilder()

@@ -304,6 +304,7 @@ class _Outcome:
     status: AdESStatus
     sub: str | None
     api: PdfSignatureStatus | None
+    poe_time: datetime | None = None  # best signature time proven by a time-stamp
 
 
 async def _basic_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
@@ -346,7 +347,18 @@ async def _with_time_outcome(
     )
     status = result.ades_subindic.status
     sub = None if status == AdESStatus.PASSED else result.ades_subindic.name
-    return _Outcome(status, sub, result.api_status)
+    api = result.api_status
+    if sub == "REVOKED_NO_POE" and _revoked_before(api, result.best_signature_time):
+        return _Outcome(AdESStatus.FAILED, "REVOKED", api, result.best_signature_time)
+    return _Outcome(status, sub, api, result.best_signature_time)
+
+
+def _revoked_before(api: PdfSignatureStatus | None, best_signature_time: datetime) -> bool:
+    """ETSI EN 319 102-1 §5.5.4 step 4b: revoked at or before the best-signature-time
+    (the validated signature time-stamp) means FAILED/REVOKED, not INDETERMINATE."""
+    if api is None or api.revocation_details is None:
+        return False
+    return api.revocation_details.revocation_date <= best_signature_time
 
 
 async def _long_term_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
@@ -354,7 +366,7 @@ async def _long_term_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outco
     result = await ades_lta_validation(sig, ctx.spec)
     status = result.ades_subindic.status
     sub = None if status == AdESStatus.PASSED else result.ades_subindic.name
-    return _Outcome(status, sub, result.api_status)
+    return _Outcome(status, sub, result.api_status, result.best_signature_time)
 
 
 async def _validate_one(
@@ -375,10 +387,9 @@ async def _validate_one(
     verdict, sub = _verdict(outcome.status, outcome.sub, api)
     modified = verdict == TOTAL_FAILED and sub == "FORMAT_FAILURE" and _modification_problem(api)
     vi, en = _sentence(verdict, "MODIFIED" if modified else sub, signer)
-    signing_time = None
-    if api is not None:
-        ts = api.timestamp_validity
-        signing_time = ts.timestamp if ts is not None else api.signer_reported_dt
+    signing_time = outcome.poe_time
+    if signing_time is None and api is not None:
+        signing_time = api.signer_reported_dt
     if signing_time is None:
         signing_time = sig.self_reported_timestamp
     mod_level = api.modification_level if api is not None else None
