@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ingest.settings import Settings, SetupError, load_settings
@@ -22,7 +23,7 @@ from ingest.settings import Settings, SetupError, load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="sohoa — số hoá: paper to legally valid data messages (Decree 137/2024/ND-CP).")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts grep stderr
 
 
 class Exit(IntEnum):
@@ -35,8 +36,15 @@ class Exit(IntEnum):
     SETUP = 6  # SOHOA_HOME not initialized or incomplete
 
 
+def report_error(exc: Exception) -> None:
+    """One line naming the file and the reason, plus the stable code when the error has one."""
+    code = getattr(exc, "code", None)
+    text = f"{exc}" + (f" [{code}]" if code else "")
+    err.print(f"[bold red]sohoa: error:[/] {escape(text)}", highlight=False)
+
+
 def fail(message: str, code: Exit) -> typer.Exit:
-    err.print(f"[bold red]sohoa: error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]sohoa: error:[/] {escape(message)}", highlight=False)
     return typer.Exit(int(code))
 
 
@@ -134,7 +142,7 @@ def ingest(
     pipeline = Pipeline(settings)
     worst = Exit.OK
     for e in errors:
-        err.print(f"[bold red]sohoa: error:[/] {e}", highlight=False)
+        report_error(e)
         worst = Exit.BAD_INPUT
     try:
         for doc_files in documents:
@@ -143,7 +151,7 @@ def ingest(
                 result = pipeline.digitize(DocumentInput(files=doc_files, owner_id=owner,
                                                          doc_type=doc_type, dossier_code=dossier))
             except (InputError, PipelineError) as exc:
-                err.print(f"[bold red]sohoa: error:[/] {exc}", highlight=False)
+                report_error(exc)
                 worst = max(worst, Exit.BAD_INPUT)
                 if getattr(exc, "name", "").startswith("--"):
                     break  # an option is wrong: the same for every file
@@ -251,7 +259,7 @@ def analyze(
         try:
             analysis = pipeline.analyze_files([InputFile.from_path(path)], hint=doc_type)
         except (InputError, PipelineError) as exc:
-            err.print(f"[bold red]sohoa: error:[/] {exc}", highlight=False)
+            report_error(exc)
             if as_json:
                 print(json.dumps({"file": path.name, "error": {"code": exc.code, "message": str(exc)}},
                                  ensure_ascii=False), flush=True)
