@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor, wait
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ DOSSIER_ROLES = ("component", "result")
 PDF_MEDIA = "application/pdf"
 JSON_MEDIA = "application/json"
 MAX_RETENTION_YEARS = 200
+IO_THREADS = 8
 
 
 @dataclass
@@ -201,6 +203,8 @@ class Repository:
         self.objects = store
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._cipher = OwnerIdCipher(config.owner_secret)
+        # Object I/O of one call (two blobs + manifest) runs concurrently: fewer round-trip waits.
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="repository-io")
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -218,6 +222,7 @@ class Repository:
         return cls(config, engine, store)
 
     def close(self) -> None:
+        self._io.shutdown(wait=True)
         self.engine.dispose()
 
     def __enter__(self) -> Repository:
@@ -276,9 +281,11 @@ class Repository:
         created_at = _utcnow().replace(microsecond=0)
         retention = self._retention_for(req.retention_years, created_at)
 
-        self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold)
-        self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold)
-        manifest_key, created_at = self._put_manifest(req, okey, next_version, pdf_sha, rec_sha, created_at, retention)
+        _, _, (manifest_key, created_at) = self._all(
+            lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold),
+            lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold),
+            lambda: self._put_manifest(req, okey, next_version, pdf_sha, rec_sha, created_at, retention),
+        )
 
         try:
             return self._index_version(req, canonical, okey, next_version, pdf_sha, rec_sha, manifest_key, created_at, retention)
@@ -510,9 +517,21 @@ class Repository:
                 raise RecordNotFound(f"no version {version} of {uri}")
             okey = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id)) or ""
             result = self._result(s, record, row, okey)
-        pdf = self._read_verified(result.object_key, result.sha256)
-        rec = self._read_verified(layout.blob_key(result.record_sha256), result.record_sha256)
+        pdf, rec = self._all(
+            lambda: self._read_verified(result.object_key, result.sha256),
+            lambda: self._read_verified(layout.blob_key(result.record_sha256), result.record_sha256),
+        )
         return RetrievedRecord(result=result, pdf=pdf, record_json=rec)
+
+    def _all(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Run object-store calls concurrently; wait for ALL of them (nothing left in flight),
+        then raise the first failure, if any."""
+        futures = [self._io.submit(c) for c in calls]
+        wait(futures)
+        for f in futures:
+            if (exc := f.exception()) is not None:
+                raise exc
+        return [f.result() for f in futures]
 
     def _read_verified(self, key: str, sha: str) -> bytes:
         try:

@@ -109,13 +109,28 @@ def stop_after_puts(repo: Repository, n: int, relay: TcpRelay) -> None:
     """Let ``n`` real object writes through, then cut the network."""
     real_put = repo.objects.put
     count = {"n": 0}
+    lock = threading.Lock()
 
     def put(*args, **kwargs):
         result = real_put(*args, **kwargs)
-        count["n"] += 1
-        if count["n"] == n:
-            relay.stop()
+        with lock:
+            count["n"] += 1
+            if count["n"] == n:
+                relay.stop()
         return result
+
+    repo.objects.put = put  # type: ignore[method-assign]
+
+
+def stop_before_manifest(repo: Repository, relay: TcpRelay) -> None:
+    """Cut the network just as the version manifest is about to be written (the blobs, written
+    concurrently, may or may not have landed: both are mid-write states)."""
+    real_put = repo.objects.put
+
+    def put(key, *args, **kwargs):
+        if key.startswith("records/"):
+            relay.stop()
+        return real_put(key, *args, **kwargs)
 
     repo.objects.put = put  # type: ignore[method-assign]
 
@@ -125,7 +140,7 @@ def test_s3_outage_mid_write_then_retry_creates_no_duplicate(s3_server, s3_relay
     repo = Repository.open(s3_config(s3_server, s3_relay.address, tmp_path))
     try:
         req = make_request(retention_years=1)
-        stop_after_puts(repo, 1, s3_relay)  # PDF blob written, record blob + manifest fail
+        stop_before_manifest(repo, s3_relay)
         with pytest.raises(StorageUnavailable):
             repo.store(req)
         assert repo.list_records() == []
