@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.routing import NoMatchFound
 
 from api.auth import Principal, require_officer
 from api.desk.drafts import Draft, DraftNotFound, PageEdit
@@ -30,6 +31,7 @@ from ingest.settings import Settings, load_settings
 from ocr.catalog import load_catalog
 from ocr.validators import PROVINCES
 from repository import StorageUnavailable
+from repository.audit import AuditEntry
 
 log = logging.getLogger("sohoa.desk")
 
@@ -46,12 +48,15 @@ _service_lock = threading.Lock()
 class DeskUser:
     id: str
     display_name: str
-    supervisor: bool
+    kind: str  # officer | supervisor
+
+    @property
+    def supervisor(self) -> bool:
+        return self.kind == "supervisor"
 
 
 def desk_user(principal: Principal = Depends(require_officer)) -> DeskUser:
-    return DeskUser(id=principal.id, display_name=principal.name,
-                    supervisor=principal.kind == "supervisor")
+    return DeskUser(id=principal.id, display_name=principal.name, kind=principal.kind)
 
 
 def desk_service(request: Request) -> DeskService:
@@ -110,10 +115,18 @@ def _settings(request: Request) -> Settings:
 
 def _logout_url(request: Request) -> str | None:
     """The session sign-out form's address (``api.routes_auth``), when the app has one."""
-    for route in request.app.routes:
-        if getattr(route, "path", None) == "/logout" and "POST" in getattr(route, "methods", ()):
-            return "/logout"
-    return None
+    try:
+        return str(request.app.url_path_for("logout_form"))
+    except NoMatchFound:
+        return None
+
+
+def audit(request: Request, user: DeskUser, action: str, **fields: Any) -> None:
+    """An entry in the API's hash-chained audit log (no personal numbers in ``details``)."""
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.audit(AuditEntry(actor=f"user:{user.id}", actor_kind=user.kind, action=action,
+                                  agency_code=services.settings.agency_code, **fields))
 
 
 def _draft_for(service: DeskService, draft_id: str, user: DeskUser) -> Draft:
@@ -195,6 +208,7 @@ async def receive(request: Request, user: DeskUser = Depends(desk_user),
             return JSONResponse({"code": exc.code, "message": message}, 400)
         return _new_form(request, user, lang, owner_id=owner_id, dossier_code=dossier_code,
                          error=message, status_code=400)
+    audit(request, user, "desk.receive", details={"draft": draft.id, "files": len(draft.uploads)})
     url = request.app.url_path_for("desk_draft", draft_id=draft.id)
     if wants_json(request):
         return JSONResponse({"id": draft.id, "url": str(url)}, 201)
@@ -347,7 +361,12 @@ async def update_draft(request: Request, draft_id: str, user: DeskUser = Depends
         draft = await run_in_threadpool(service.save_review, draft_id, doc_type=doc_type,
                                         values=values, pages=pages)
         if action == "confirm" and not type_changed:
-            await run_in_threadpool(service.confirm, draft_id)
+            done = await run_in_threadpool(service.confirm, draft_id)
+            if done.outcome is not None:
+                o = done.outcome
+                audit(request, user, "record.create", record_uri=o.uri, record_version=o.version,
+                      owner_key=o.owner_key, details={"draft": draft_id, "doc_type": o.doc_type,
+                                                      "sha256": o.sha256, "verdict": o.verdict})
             return RedirectResponse(url, status_code=303)
         if type_changed:
             return _review(request, service, draft, user, lang, current=0, error=None,

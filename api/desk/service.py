@@ -119,8 +119,19 @@ class DeskService:
         self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Open the repository and load the signing keys now, so the first confirm is quick."""
+        try:
+            with self._finalize_lock:
+                self.pipeline.repository
+                for role in (["officer"] if self.settings.officer_signature else []) + ["agency"]:
+                    self.pipeline.signer(role)
+        except Exception:  # the first confirm will report the real problem to the officer
+            log.warning("desk: warm-up failed; confirming will retry", exc_info=True)
+
     def resume(self) -> int:
         """Queue again every draft a previous run received but did not finish analyzing."""
+        self._pool.submit(self.warm_up)
         count = 0
         for draft in self.store.all():
             if draft.status in ("received", "processing"):
@@ -362,7 +373,8 @@ class DeskService:
         report = verify_pdf(stored.pdf, trust_roots(self.settings))
         confirmed_at = now()
         outcome = Outcome(uri=result.stored.uri, version=result.stored.version,
-                          sha256=result.stored.sha256, doc_type=doc_type,
+                          sha256=result.stored.sha256, owner_key=result.stored.owner_key,
+                          doc_type=doc_type,
                           verdict=report.verdict, verdict_vi=report.message_vi,
                           verdict_en=report.message_en, signatures=len(report.signatures),
                           confirmed_at=confirmed_at, seconds=round(time.perf_counter() - t0, 3))
