@@ -3,7 +3,9 @@
 Policy (size vs. fidelity, Decree 30/2020 "colour, >= 200 dpi, 100% scale"):
 
 - bitonal pages (only black and white pixels) -> 1-bit CCITT Group 4 (lossless, tiny);
-- gray pages -> 8-bit gray JPEG; colour pages -> RGB JPEG (visually lossless at q 85-90, keeps
+- pages with at most 16 distinct colours (palette scans, 4-bit gray) -> indexed PNG at 1/2/4 bits
+  per pixel (lossless; JPEG would both blur and enlarge them);
+- other gray pages -> 8-bit gray JPEG; colour pages -> RGB JPEG (visually lossless at q 85-90, keeps
   red seals red), unless ``lossless`` is asked, then PNG (Flate);
 - a colour image whose three channels are equal is stored as gray.
 
@@ -20,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 Encoding = Literal["jpeg", "ccitt-g4", "flate"]
+PALETTE_MAX_COLOURS = 16
 
 
 class ImageInputError(ValueError):
@@ -64,6 +67,28 @@ def is_bitonal(img: Image.Image) -> bool:
     return histogram[0] + histogram[255] == img.width * img.height
 
 
+def to_palette(img: Image.Image, limit: int = PALETTE_MAX_COLOURS) -> Image.Image | None:
+    """The same pixels as a "P" image when there are at most ``limit`` colours, else None."""
+    colours = img.getcolors(limit)
+    if colours is None:
+        return None
+    values = sorted(colour for _, colour in colours)
+    if img.mode == "L":
+        lut = [0] * 256
+        for index, level in enumerate(values):
+            lut[level] = index
+        indexed = img.point(lut)
+        indexed.putpalette([channel for level in values for channel in (level, level, level)])
+        return indexed
+    rgb = np.asarray(img, dtype=np.uint32)
+    packed = (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+    keys = np.array([(r << 16) | (g << 8) | b for r, g, b in values], dtype=np.uint32)
+    indices = np.searchsorted(keys, packed).astype(np.uint8)
+    indexed = Image.fromarray(indices, mode="L")
+    indexed.putpalette([channel for colour in values for channel in colour])
+    return indexed
+
+
 def encode_page_image(
     image: np.ndarray, dpi: float, *, quality: int = 85, lossless: bool = False
 ) -> EncodedImage:
@@ -75,9 +100,15 @@ def encode_page_image(
     img = to_pil(image)
     buf = io.BytesIO()
     resolution = (round(dpi, 3), round(dpi, 3))
+    palette = None if lossless else to_palette(img)
     if is_bitonal(img):
         img.convert("1").save(buf, format="TIFF", compression="group4", dpi=resolution)
         encoding: Encoding = "ccitt-g4"
+    elif palette is not None:
+        colours = len(palette.getpalette() or []) // 3
+        bits = next(b for b in (1, 2, 4, 8) if colours <= 2 ** b)
+        palette.save(buf, format="PNG", optimize=False, compress_level=9, dpi=resolution, bits=bits)
+        encoding = "flate"
     elif lossless:
         img.save(buf, format="PNG", optimize=False, compress_level=9, dpi=resolution)
         encoding = "flate"

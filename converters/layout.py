@@ -17,6 +17,7 @@ The bands extend the page: they never cover the scanned content.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,6 +59,11 @@ class FontError(ValueError):
 class Fonts:
     regular: str  # reportlab font names
     bold: str
+    text: str = ""  # invisible text layer font (glyphless); the regular font when empty
+
+    @property
+    def text_layer(self) -> str:
+        return self.text or self.regular
 
     def missing(self, text: str, *, bold: bool = False) -> set[str]:
         """Characters of ``text`` the font has no glyph for (they would show as .notdef)."""
@@ -72,8 +78,8 @@ class Fonts:
                             "Vietnamese (e.g. DejaVu Serif)")
 
     def printable(self, text: str) -> str:
-        """``text`` with characters the regular font cannot encode replaced by '?'."""
-        face = pdfmetrics.getFont(self.regular).face
+        """``text`` with characters the text-layer font cannot encode replaced by '?'."""
+        face = pdfmetrics.getFont(self.text_layer).face
         return "".join(ch if ord(ch) in face.charToGlyph or ch.isspace() else "?" for ch in text)
 
 
@@ -94,7 +100,46 @@ def load_fonts(font_path: str | None = None, bold_font_path: str | None = None) 
     """Register (once) and return the fonts: embedded TrueType subsets with ToUnicode maps."""
     regular = _register(font_path or DEFAULT_FONT)
     bold = _register(bold_font_path or (DEFAULT_BOLD_FONT if font_path is None else font_path))
-    return Fonts(regular=regular, bold=bold)
+    return Fonts(regular=regular, bold=bold, text=glyphless_font())
+
+
+# Scripts an OCR engine may return for Vietnamese documents (and their neighbours).
+_GLYPHLESS_RANGES = ((0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
+                     (0x1E00, 0x1EFF), (0x2000, 0x206F), (0x20A0, 0x20CF), (0x2100, 0x214F),
+                     (0x2190, 0x21FF), (0x2200, 0x22FF), (0x2460, 0x24FF), (0x25A0, 0x25FF),
+                     (0xFFFD, 0xFFFD))
+GLYPHLESS_NAME = "SohoaGlyphless"
+
+
+@lru_cache(maxsize=1)
+def glyphless_font() -> str:
+    """Register a tiny TrueType font whose every character is one empty glyph (built with
+    fontTools, ~5 KB; the embedded subset ~1 KB). The invisible OCR text needs a font with a
+    ToUnicode map for search and copy, not outlines: the idea of OCRmyPDF's GlyphLessFont."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder([".notdef", "blank"])
+    builder.setupCharacterMap({code: "blank" for first, last in _GLYPHLESS_RANGES
+                               for code in range(first, last + 1)})
+    notdef = TTGlyphPen(None)  # a visible box, as fonts must have; never selected by our text
+    notdef.moveTo((50, 0))
+    for point in ((50, 700), (450, 700), (450, 0)):
+        notdef.lineTo(point)
+    notdef.closePath()
+    builder.setupGlyf({".notdef": notdef.glyph(), "blank": TTGlyphPen(None).glyph()})
+    builder.setupHorizontalMetrics({".notdef": (500, 50), "blank": (500, 0)})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": GLYPHLESS_NAME, "styleName": "Regular"})
+    builder.setupOS2(sTypoAscender=800, sTypoDescender=-200, usWinAscent=800, usWinDescent=200,
+                     fsType=0)  # installable: embedding allowed
+    builder.setupPost()
+    data = io.BytesIO()
+    builder.save(data)
+    data.seek(0)
+    pdfmetrics.registerFont(TTFont(GLYPHLESS_NAME, data))
+    return GLYPHLESS_NAME
 
 
 @dataclass(frozen=True)
@@ -248,20 +293,20 @@ def draw_text_layer(canvas: Canvas, words: Sequence[Word], *, dpi: float,
     drawn = 0
     text = canvas.beginText()
     text.setTextRenderMode(3)
-    font = fonts.regular
+    font = fonts.text_layer
     space_width = pdfmetrics.stringWidth(" ", font, 1.0) or 0.25
     for line in _lines(words):
         top = min(w.top for w in line)
         bottom = max(w.top + w.height for w in line)
         line_height = (bottom - top) * scale
-        size = max(line_height * 0.85, 1.0)
+        size = round(max(line_height * 0.85, 1.0), 2)
         baseline = y_top - bottom * scale + line_height * 0.18
+        text.setFont(font, size)
         for number, word in enumerate(line):
             left = x0 + word.left * scale
             box_width = word.width * scale
             shown = fonts.printable(word.text)
             natural = pdfmetrics.stringWidth(shown, font, size)
-            text.setFont(font, size)
             text.setTextOrigin(left, baseline)
             text.setHorizScale(100.0 * box_width / natural if natural > 0 else 100.0)
             text.textOut(shown)

@@ -96,6 +96,29 @@ def test_images_embedded_unchanged_and_hashes_match_record(pdf_path, message, tm
     assert [p.image_encoding for p in message.record.pages] == ["jpeg", "ccitt-g4"]
 
 
+def test_fonts_are_embedded_subsets_with_unicode_maps(pdf_path):
+    need("pdffonts")
+    rows = [line.split() for line in run("pdffonts", pdf_path).splitlines()[2:]]
+    names = {row[0].split("+", 1)[1] for row in rows}
+    assert "SohoaGlyphless" in names  # the invisible text layer's font
+    assert all(row[-5:-2] == ["yes", "yes", "yes"] for row in rows), rows  # emb sub uni
+
+
+def test_few_colour_scans_stay_lossless_and_small():
+    levels = np.array([0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238, 255],
+                      np.uint8)
+    rng = np.random.default_rng(5)
+    gray = levels[rng.integers(0, 16, size=(400, 300))]  # a 4-bit scan, like VietOCR's samples
+    gray[:200] = 255
+    dm = build_data_message([MessagePage(gray, 300, None, "p.png", 0)], make_record())
+    assert dm.record.pages[0].image_encoding == "flate"
+    with pikepdf.open(io.BytesIO(dm.pdf)) as pdf:
+        (image,) = pdf.pages[0].images.values()
+        assert int(image.BitsPerComponent) == 4
+        decoded = np.asarray(pikepdf.PdfImage(image).as_pil_image().convert("L"))
+    assert np.array_equal(decoded, gray)
+
+
 def test_page_size_is_image_size_at_dpi(message):
     first, second = mediaboxes(message.pdf)
     assert second == pytest.approx([0, 0, 1166 * 72 / 200, 1654 * 72 / 200])
@@ -223,7 +246,8 @@ def test_bad_inputs_get_clear_errors():
 
 
 def test_narrow_card_gets_a_page_wide_enough_for_the_mark():
-    card = np.full((638, 1011, 3), 235, np.uint8)  # ID card, 85.6 x 54 mm at 300 dpi
+    rng = np.random.default_rng(1)  # ID card photo, 85.6 x 54 mm at 300 dpi
+    card = rng.integers(180, 250, size=(638, 1011, 3), dtype=np.uint8)
     dm = build_data_message([MessagePage(card, 300, None, "card.jpg", 0)], make_record())
     assert mediaboxes(dm.pdf)[0][2] >= 420
     assert check_pdfa(dm.pdf).ok
