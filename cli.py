@@ -1021,6 +1021,62 @@ def export(
     out.print(f"exported {files} file(s) to {bag} (BagIt 1.0, SHA-256 manifests)")
 
 
+# ---- pki: development PKI (NOT for production) ------------------------------------------------
+pki_app = typer.Typer(no_args_is_help=True,
+                      help="Development PKI (NOT for production): certificates, TSA, OCSP, CRL.")
+app.add_typer(pki_app, name="pki")
+
+
+@pki_app.command("init")
+def pki_init(
+    directory: Annotated[Optional[Path], typer.Option(help="Where to create it (default: SOHOA_HOME/pki).")] = None,
+    agency_name: Annotated[Optional[str], typer.Option(help="Full name of the signing agency.")] = None,
+    officer: Annotated[Optional[str], typer.Option(help="Full name of the scanning officer.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="URL the certificates point to for TSA/OCSP/CRL.")] = None,
+    key_type: Annotated[str, typer.Option(help="rsa2048, rsa3072 or ec256.")] = "rsa2048",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing dev PKI.")] = False,
+) -> None:
+    """Create a development PKI: root CA, agency, officer, TSA and OCSP certificates."""
+    from signing.pki import init_dev_pki
+
+    settings = load_settings(agency_name=agency_name, officer_name=officer)
+    target = directory or settings.pki_dir
+    if (target / "pki.json").exists() and not force:
+        raise fail(f"{target} already holds a dev PKI (use --force to replace it)", Exit.SETUP)
+    try:
+        pki = init_dev_pki(target, agency_name=settings.agency_name, officer_name=settings.officer_name,
+                           base_url=base_url or settings.pki_base_url, key_type=key_type)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    out.print(f"sohoa: dev PKI in {pki.directory} [bold yellow](NOT for production)[/]")
+    out.print(f"  trust root: {pki.root_cert}")
+    out.print(f"  agency:     {pki.agency_p12}\n  officer:    {pki.officer_p12}")
+    out.print(f"  TSA/OCSP/CRL at {pki.base_url} (run `sohoa pki serve`)")
+
+
+@pki_app.command("serve")
+def pki_serve(
+    directory: Annotated[Optional[Path], typer.Option(help="Dev PKI directory (default: SOHOA_HOME/pki).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[Optional[int], typer.Option(help="Port (default: the one in the PKI's base URL).")] = None,
+) -> None:
+    """Serve the dev PKI's RFC 3161 TSA, OCSP responder and CRL until interrupted."""
+    from signing.devserver import port_of, serve_dev_pki
+    from signing.pki import PkiError, load_dev_pki
+
+    try:
+        pki = load_dev_pki(directory or load_settings().pki_dir)
+    except PkiError as exc:
+        raise fail(str(exc), Exit.SETUP)
+    try:
+        handle = serve_dev_pki(pki, host=host, port=port if port is not None else port_of(pki.base_url))
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port or port_of(pki.base_url)}: {exc}", Exit.UNAVAILABLE)
+    out.print(f"sohoa: dev PKI server (NOT for production) on {handle.base_url}")
+    out.print(f"  TSA  {handle.tsa_url}\n  OCSP {handle.ocsp_url}\n  CRL  {handle.crl_url}")
+    handle.serve_forever()
+
+
 def main() -> None:
     import os
 
