@@ -22,7 +22,7 @@ from pikepdf import Name
 from reportlab.pdfgen.canvas import Canvas
 
 from converters import layout
-from converters.imaging import EncodedImage, encode_page_image
+from converters.imaging import EncodedImage, ImageInputError, encode_page_image
 from converters.mark import MarkWording, conversion_mark
 from converters.record import PageEntry, RecordError, StructuredRecord
 from ocr.types import PageText
@@ -74,6 +74,7 @@ class DataMessage:
 class _PlacedPage:
     encoded: EncodedImage
     geometry: layout.PageGeometry
+    mark: layout.MarkBlock | None  # drawn in the bottom band when present
 
 
 def build_data_message(pages: list[MessagePage], record: StructuredRecord,
@@ -86,53 +87,56 @@ def build_data_message(pages: list[MessagePage], record: StructuredRecord,
         _check_page(number, page)
     fonts = layout.load_fonts(options.font_path, options.bold_font_path)
     mark = conversion_mark(record, options.wording)
-
-    encoded = [encode_page_image(p.image, p.dpi, quality=options.image_quality,
-                                 lossless=options.lossless) for p in pages]
-    placed: list[_PlacedPage] = []
-    for number, (page, image) in enumerate(zip(pages, encoded, strict=True)):
-        width_pt, height_pt = image.width * 72.0 / page.dpi, image.height * 72.0 / page.dpi
-        marked = number == 0 or options.mark_every_page
-        block = None
-        if marked:
-            page_width = max(width_pt, layout.MIN_MARKED_WIDTH)
-            block = layout.wrap_mark(mark.lines, fonts, page_width,
-                                     qr_payload=mark.qr_payload if options.qr else None)
-        geometry = layout.page_geometry(width_pt, height_pt,
-                                        signature_band=options.signature_band and number == 0,
-                                        mark=block)
-        placed.append(_PlacedPage(encoded=image, geometry=geometry))
-
-    overlay = _draw_overlay(pages, placed, fonts, options, mark_lines=mark.lines,
-                            qr_payload=mark.qr_payload if options.qr else None)
+    placed = _layout_pages(pages, fonts, options, mark.lines,
+                           mark.qr_payload if options.qr else None)
+    overlay = _draw_overlay(pages, placed, fonts, options)
+    flavour = "3b" if options.embed_record else "2b"
     with pikepdf.open(io.BytesIO(overlay)) as pdf:
-        page_entries = []
-        for number, (page, item) in enumerate(zip(pages, placed, strict=True)):
-            stream = _place_image(pdf, pdf.pages[number], item)
-            raw = stream.read_raw_bytes()
-            page_entries.append(PageEntry(
-                index=number, source=page.source, source_index=page.source_index,
-                width_px=item.encoded.width, height_px=item.encoded.height, dpi=float(page.dpi),
-                image_sha256=hashlib.sha256(raw).hexdigest(), image_encoding=item.encoded.encoding,
-                image_bytes=len(raw)))
-        completed = record.model_copy(update={"pages": page_entries})
-        # re-validate (model_copy does not) so a bad record never gets embedded
-        completed = StructuredRecord.model_validate(completed.model_dump())
+        entries = [_place_image(pdf, number, page, item)
+                   for number, (page, item) in enumerate(zip(pages, placed, strict=True))]
+        # model_copy does not validate: validate again so a bad record is never embedded
+        completed = StructuredRecord.model_validate(
+            record.model_copy(update={"pages": entries}).model_dump())
         _write_metadata(pdf, completed, mark.lines, options)
-        flavour = "3b" if options.embed_record else "2b"
         if options.embed_record:
             _attach_record(pdf, completed)
-        pikepdf.pdfa.prepare(pdf, flavour, output_intent="sRGB")
-        _drop_volatile_docinfo(pdf)
-        out = io.BytesIO()
-        try:
-            pikepdf.pdfa.save(pdf, out, flavour, repair=False, deterministic_id=True)
-        except pikepdf.pdfa.PdfaError as exc:  # our own output must always pass
-            raise DataMessageError(f"the built PDF is not PDF/A-{flavour}: {exc}") from exc
-    data = out.getvalue()
+        data = _save_pdfa(pdf, flavour)
     _verify_image_hashes(data, completed)
-    boxes = placed[0].geometry.signature_boxes()
-    return DataMessage(pdf=data, record=completed, signature_boxes=boxes, flavour=flavour)
+    return DataMessage(pdf=data, record=completed,
+                       signature_boxes=placed[0].geometry.signature_boxes(), flavour=flavour)
+
+
+def _layout_pages(pages: list[MessagePage], fonts: layout.Fonts, options: ConversionOptions,
+                  mark_lines: list[str], qr_payload: str | None) -> list[_PlacedPage]:
+    """Encode every image and decide each page's size, bands and mark."""
+    placed = []
+    for number, page in enumerate(pages):
+        try:
+            image = encode_page_image(page.image, page.dpi, quality=options.image_quality,
+                                      lossless=options.lossless)
+        except ImageInputError as exc:
+            raise DataMessageError(f"page {number}: {exc}") from exc
+        width_pt, height_pt = image.width * 72.0 / page.dpi, image.height * 72.0 / page.dpi
+        block = None
+        if number == 0 or options.mark_every_page:
+            block = layout.wrap_mark(mark_lines, fonts, max(width_pt, layout.MIN_MARKED_WIDTH),
+                                     qr_payload=qr_payload)
+        geometry = layout.page_geometry(width_pt, height_pt, mark=block,
+                                        signature_band=options.signature_band and number == 0)
+        placed.append(_PlacedPage(encoded=image, geometry=geometry, mark=block))
+    return placed
+
+
+def _save_pdfa(pdf: pikepdf.Pdf, flavour: str) -> bytes:
+    """Install the sRGB output intent and XMP declaration, write, and validate what was written."""
+    pikepdf.pdfa.prepare(pdf, flavour, output_intent="sRGB")
+    _drop_volatile_docinfo(pdf)
+    out = io.BytesIO()
+    try:
+        pikepdf.pdfa.save(pdf, out, flavour, repair=False, deterministic_id=True)
+    except pikepdf.pdfa.PdfaError as exc:  # our own output must always pass
+        raise DataMessageError(f"the built PDF is not PDF/A-{flavour}: {exc}") from exc
+    return out.getvalue()
 
 
 def _check_page(number: int, page: MessagePage) -> None:
@@ -149,8 +153,7 @@ def _check_page(number: int, page: MessagePage) -> None:
 
 
 def _draw_overlay(pages: list[MessagePage], placed: list[_PlacedPage], fonts: layout.Fonts,
-                  options: ConversionOptions, *, mark_lines: list[str],
-                  qr_payload: str | None) -> bytes:
+                  options: ConversionOptions) -> bytes:
     """One reportlab page per data-message page: bands, mark, QR, invisible text."""
     buf = io.BytesIO()
     canvas = Canvas(buf, invariant=True, pageCompression=1, initialFontName=fonts.regular)
@@ -162,9 +165,8 @@ def _draw_overlay(pages: list[MessagePage], placed: list[_PlacedPage], fonts: la
         if options.text_layer and page.text is not None and page.text.words:
             layout.draw_text_layer(canvas, page.text.words, dpi=page.dpi,
                                    image_rect=geometry.image, fonts=fonts)
-        if geometry.bottom_band > 0:
-            block = layout.wrap_mark(mark_lines, fonts, geometry.width, qr_payload=qr_payload)
-            layout.draw_mark(canvas, geometry, block)
+        if item.mark is not None:
+            layout.draw_mark(canvas, geometry, item.mark)
         if geometry.top_band > 0:
             layout.draw_signature_captions(canvas, geometry, fonts, captions)
         canvas.showPage()
@@ -182,12 +184,15 @@ def _image_xobject(encoded: EncodedImage) -> tuple[pikepdf.Pdf, pikepdf.Stream]:
     return single, images[0]
 
 
-def _place_image(pdf: pikepdf.Pdf, page: pikepdf.Page, item: _PlacedPage) -> pikepdf.Stream:
-    """Draw the image under the overlay content, filling ``geometry.image``."""
+def _place_image(pdf: pikepdf.Pdf, number: int, page: MessagePage, item: _PlacedPage
+                 ) -> PageEntry:
+    """Draw the image under the overlay content of page ``number``, filling
+    ``geometry.image``, and describe it (hash of the exact stream bytes) for the record."""
+    target = pdf.pages[number]
     single, source = _image_xobject(item.encoded)
     with single:
         image = pdf.copy_foreign(source)
-    name = page.add_resource(image, Name.XObject, prefix="Im")
+    name = target.add_resource(image, Name.XObject, prefix="Im")
     x1, y1, x2, y2 = item.geometry.image
     ops = [
         pikepdf.ContentStreamInstruction([], pikepdf.Operator("q")),
@@ -195,10 +200,14 @@ def _place_image(pdf: pikepdf.Pdf, page: pikepdf.Page, item: _PlacedPage) -> pik
         pikepdf.ContentStreamInstruction([name], pikepdf.Operator("Do")),
         pikepdf.ContentStreamInstruction([], pikepdf.Operator("Q")),
     ]
-    page.contents_add(pdf.make_stream(pikepdf.unparse_content_stream(ops)), prepend=True)
-    if Name.Trans in page.obj:  # reportlab writes an empty page transition; PDF/A has no use for it
-        del page.obj[Name.Trans]
-    return image
+    target.contents_add(pdf.make_stream(pikepdf.unparse_content_stream(ops)), prepend=True)
+    if Name.Trans in target.obj:  # reportlab writes an empty page transition; PDF/A has no use
+        del target.obj[Name.Trans]
+    raw = image.read_raw_bytes()
+    return PageEntry(index=number, source=page.source, source_index=page.source_index,
+                     width_px=item.encoded.width, height_px=item.encoded.height,
+                     dpi=float(page.dpi), image_sha256=hashlib.sha256(raw).hexdigest(),
+                     image_encoding=item.encoded.encoding, image_bytes=len(raw))
 
 
 def _format_pdf_date(moment: datetime) -> str:
