@@ -11,6 +11,7 @@ access, which is why production deployments use the S3 backend.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat as stat_mod
@@ -116,6 +117,8 @@ class LocalObjectStore:
     ) -> ObjectInfo:
         path = self._path(key)
         current = self.stat(key)
+        if current is not None and current.sha256 == sha256 and current.size == len(data) and _file_sha256(path) == sha256:
+            return self._rewrite_identical(key, current, retention, legal_hold)
         if current is not None and current.locked_at(_now()):
             # Without versioning an overwrite would destroy a protected object: refuse it.
             raise ObjectLocked(f"object {key} is under retention or legal hold; overwrite refused")
@@ -136,6 +139,19 @@ class LocalObjectStore:
                 os.chmod(path, _READ_ONLY)
         except OSError as exc:
             raise StorageUnavailable(f"cannot write object {key}: {exc}") from exc
+        info = self.stat(key)
+        assert info is not None
+        return info
+
+    def _rewrite_identical(
+        self, key: str, current: ObjectInfo, retention: Retention | None, legal_hold: bool
+    ) -> ObjectInfo:
+        """Same bytes are already stored: keep them, only strengthen their protection."""
+        if self._lock and retention and (current.retention is None or current.retention.until < retention.until):
+            mode = "COMPLIANCE" if current.retention and current.retention.mode == "COMPLIANCE" else retention.mode
+            self.set_retention(key, Retention(mode, retention.until))
+        if self._lock and legal_hold and not current.legal_hold:
+            self.set_legal_hold(key, True)
         info = self.stat(key)
         assert info is not None
         return info
@@ -208,6 +224,14 @@ class LocalObjectStore:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

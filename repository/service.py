@@ -275,15 +275,15 @@ class Repository:
         okey = hmac_owner_key(self.config.owner_secret, canonical)
         pdf_sha, rec_sha = sha256_hex(req.pdf), sha256_hex(req.record_json)
 
-        existing, next_version = self._existing_version(req.uri, okey, pdf_sha)
+        existing, next_version, indexed = self._existing_version(req.uri, okey, pdf_sha, rec_sha)
         if existing is not None:
             return existing
         created_at = _utcnow().replace(microsecond=0)
         retention = self._retention_for(req.retention_years, created_at)
 
         _, _, (manifest_key, created_at) = self._all(
-            lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold),
-            lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold),
+            lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold, pdf_sha in indexed),
+            lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold, rec_sha in indexed),
             lambda: self._put_manifest(req, okey, next_version, pdf_sha, rec_sha, created_at, retention),
         )
 
@@ -291,7 +291,7 @@ class Repository:
             return self._index_version(req, canonical, okey, next_version, pdf_sha, rec_sha, manifest_key, created_at, retention)
         except IntegrityError:
             # A concurrent writer committed the same version number first: re-check idempotency.
-            existing, _ = self._existing_version(req.uri, okey, pdf_sha)
+            existing, _, _ = self._existing_version(req.uri, okey, pdf_sha, rec_sha)
             if existing is not None:
                 return existing
             raise StorageUnavailable(f"concurrent update of {req.uri}; retry the request") from None
@@ -321,12 +321,16 @@ class Repository:
             raise InvalidRequest(f"dossier_role must be one of {DOSSIER_ROLES}")
         return canonical
 
-    def _existing_version(self, uri: str, okey: str, pdf_sha: str) -> tuple[StoredResult | None, int]:
-        """(the version of ``uri`` holding these PDF bytes if any, the next version number)."""
+    def _existing_version(
+        self, uri: str, okey: str, pdf_sha: str, rec_sha: str
+    ) -> tuple[StoredResult | None, int, set[str]]:
+        """(the version of ``uri`` holding these PDF bytes if any, the next version number, which
+        of the two digests already have a blob row)."""
         with self._session("look up record") as s:
+            indexed = set(s.scalars(select(Blob.sha256).where(Blob.sha256.in_((pdf_sha, rec_sha)))))
             record = s.scalar(select(Record).where(Record.uri == uri))
             if record is None:
-                return None, 1
+                return None, 1, indexed
             owner_key = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id))
             if owner_key != okey:
                 raise InvalidRequest(f"record {uri} belongs to another owner")
@@ -338,17 +342,23 @@ class Repository:
             )
             last = s.scalar(select(func.max(Version.version)).where(Version.record_id == record.id)) or 0
             if same is not None:
-                return self._result(s, record, same, okey), last + 1
-            return None, last + 1
+                return self._result(s, record, same, okey), last + 1, indexed
+            return None, last + 1, indexed
 
     def _retention_for(self, years: int | None, created_at: datetime) -> Retention | None:
         if not years:
             return None
         return Retention(self.config.lock_mode, _add_years(created_at, years))
 
-    def _put_blob(self, data: bytes, sha: str, media: str, retention: Retention | None, hold: bool) -> ObjectInfo:
-        """Write a content-addressed blob unless an intact copy is already there."""
+    def _put_blob(
+        self, data: bytes, sha: str, media: str, retention: Retention | None, hold: bool, indexed: bool
+    ) -> ObjectInfo:
+        """Write a content-addressed blob. New content (no blob row) is written straight away: a
+        leftover of an interrupted attempt has the same bytes, so rewriting it is harmless. Content
+        the index already knows is only checked, and its retention extended when needed."""
         key = layout.blob_key(sha)
+        if not indexed:
+            return self.objects.put(key, data, sha256=sha, content_type=media, retention=retention, legal_hold=hold)
         info = self.objects.stat(key)
         if info is None or info.size != len(data) or (info.sha256 not in (None, sha)):
             return self.objects.put(key, data, sha256=sha, content_type=media, retention=retention, legal_hold=hold)
@@ -369,16 +379,10 @@ class Repository:
         created_at: datetime,
         retention: Retention | None,
     ) -> tuple[str, datetime]:
-        """Write the version's manifest; a manifest left by an interrupted identical attempt is
-        reused (and its timestamp adopted) so a retry changes nothing."""
+        """Write the version's manifest. S3 keeps any manifest left by an interrupted attempt as an
+        older object version; a store without versioning refuses to overwrite a locked one, and
+        then an identical leftover is adopted (with its timestamp) so a retry changes nothing."""
         key = layout.manifest_key(req.uri, version)
-        if self.objects.stat(key) is not None:
-            try:
-                previous = json.loads(self.objects.get(key))
-                if previous.get("pdf", {}).get("sha256") == pdf_sha and previous.get("record", {}).get("sha256") == rec_sha:
-                    return key, datetime.fromisoformat(previous["created_at"])
-            except (ValueError, KeyError, ObjectMissing):
-                pass
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "uri": req.uri,
@@ -405,7 +409,16 @@ class Repository:
             "retention": {"mode": retention.mode, "until": retention.until.isoformat()} if retention else None,
         }
         body = json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
-        self.objects.put(key, body, sha256=sha256_hex(body), content_type=JSON_MEDIA, retention=retention)
+        try:
+            self.objects.put(key, body, sha256=sha256_hex(body), content_type=JSON_MEDIA, retention=retention)
+        except ObjectLocked:
+            previous = json.loads(self.objects.get(key))
+            if previous.get("pdf", {}).get("sha256") != pdf_sha or previous.get("record", {}).get("sha256") != rec_sha:
+                raise ObjectLocked(
+                    f"a locked manifest for version {version} of {req.uri} was left by an interrupted write of "
+                    "different content; run `sohoa reconcile` and store the intended content first"
+                ) from None
+            return key, datetime.fromisoformat(previous["created_at"])
         return key, created_at
 
     def _index_version(
@@ -661,10 +674,7 @@ class Repository:
             .join(Blob, Blob.sha256 == Version.pdf_sha256)
         )
         if okey is not None:
-            owner_pk = s.scalar(select(Owner.id).where(Owner.owner_key == okey))
-            if owner_pk is None:
-                return None
-            q = q.where(Record.owner_id == owner_pk)
+            q = q.where(Owner.owner_key == okey)
         if doc_type is not None:
             q = q.where(Record.doc_type == doc_type)
         if issuing_agency is not None:

@@ -190,7 +190,7 @@ def test_database_outage_mid_write_then_retry(pg_url, pg_relay, tmp_path):
     url = f"{user}@{pg_relay.address}/{name}"
     repo = Repository.open(RepositoryConfig(db_url=url, local_dir=tmp_path / "objects", owner_secret=SECRET))
     try:
-        req = make_request()
+        req = make_request(retention_years=5)  # the leftovers are locked: the retry must still succeed
         stop_after_puts(repo, 3, pg_relay)  # both blobs and the manifest land, then the DB goes away
         with pytest.raises(StorageUnavailable, match="database"):
             repo.store(req)
