@@ -56,6 +56,7 @@ class LoadLimits:
     max_pixels: int = 150_000_000  # per page; A3 at 600 dpi is ~70 Mpx
     min_dpi: float = 50.0  # metadata outside [min_dpi, max_dpi] is treated as absent
     max_dpi: float = 1200.0
+    max_page_inches: float = 24.0  # resolution metadata implying a longer page is not believed (A2 = 23.4")
     pdf_min_dpi: float = 150.0  # raster resolution bounds for PDF pages
     pdf_max_dpi: float = 600.0
     pdftoppm_timeout_s: float = 120.0
@@ -155,6 +156,8 @@ def _frame_to_page(frame: Image.Image, name: str, index: int, limits: LoadLimits
     frame = ImageOps.exif_transpose(frame)  # phone photos: apply EXIF orientation
     array = _to_cv_array(frame)
     height, width = array.shape[:2]
+    if dpi_meta is not None and max(height, width) / dpi_meta > limits.max_page_inches:
+        dpi_meta = None  # e.g. a 4000 px phone photo tagged 72 dpi would be a 55-inch page
     if dpi_meta is None:
         return SourcePage(source=name, index=index, image=array, dpi=estimate_dpi(width, height), dpi_estimated=True)
     return SourcePage(source=name, index=index, image=array, dpi=dpi_meta)

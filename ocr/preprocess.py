@@ -241,7 +241,7 @@ def _ink_mask(gray: np.ndarray) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     h = stats[:, cv2.CC_STAT_HEIGHT]
     w = stats[:, cv2.CC_STAT_WIDTH]
-    keep = (h >= 3) & (h <= 60) & (w <= 120)
+    keep = (h >= 3) & (h <= 60) & (w <= 120) & (w <= 6 * h)  # rules and underlines are not text
     keep[0] = False
     return keep[labels]
 
@@ -299,10 +299,23 @@ def _upright_vote(ink: np.ndarray, rotation: int, skew: float) -> float:
 
     Per text line: ink above the x-height band (Vietnamese diacritics, ascenders, capitals) minus
     ink below it (descenders, dot-below), normalized."""
-    mask = rotate_image(ink.astype(np.uint8) * 255, rotation, skew, border=0)
-    profile = (mask > 127).sum(axis=1).astype(np.float64)
+    mask = rotate_image(ink.astype(np.uint8) * 255, rotation, skew, border=0) > 127
+    above_total, below_total = 0.0, 0.0
+    stripes = 4  # side-by-side columns (header blocks) must not blur each other's line bands
+    width = mask.shape[1]
+    for k in range(stripes):
+        profile = mask[:, k * width // stripes:(k + 1) * width // stripes].sum(axis=1).astype(np.float64)
+        above, below = _line_band_ink(profile)
+        above_total += above
+        below_total += below
+    total = above_total + below_total
+    return float((above_total - below_total) / total) if total > 0 else 0.0
+
+
+def _line_band_ink(profile: np.ndarray) -> tuple[float, float]:
+    """Ink above and below each text line's core band (rows at >= half the line's peak)."""
     if profile.max() <= 0:
-        return 0.0
+        return 0.0, 0.0
     rows = profile > 0.02 * profile.max()
     above_total, below_total = 0.0, 0.0
     start = None
@@ -316,8 +329,7 @@ def _upright_vote(ink: np.ndarray, rotation: int, skew: float) -> float:
                 above_total += line[: core[0]].sum()
                 below_total += line[core[-1] + 1:].sum()
             start = None
-    total = above_total + below_total
-    return float((above_total - below_total) / total) if total > 0 else 0.0
+    return above_total, below_total
 
 
 def _tesseract_osd(gray: np.ndarray) -> int | None:

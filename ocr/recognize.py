@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import multiprocessing
 import os
 import subprocess
 import time
@@ -98,7 +99,9 @@ def clean_and_recognize_many(
     task = functools.partial(_clean_and_recognize, preprocess_options=preprocess_options, ocr_options=ocr_options)
     if workers <= 1:
         return [task(page) for page in pages]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_worker) as pool:
+    # "spawn": forking a process that already runs OpenCV/BLAS threads can deadlock the children
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_single_threaded_worker) as pool:
         return list(pool.map(task, pages))
 
 

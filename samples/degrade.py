@@ -108,8 +108,9 @@ def _phone_photo(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), matrix, (frame_w, frame_h))
     mask = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[:, :, None] / 255.0
-    photo = warped.astype(np.float32) * mask + background.astype(np.float32) * (1.0 - mask)
-    photo *= _lighting(rng, frame_h, frame_w)[:, :, None]
+    light = _lighting(rng, frame_h, frame_w)
+    on_page = mask * light[:, :, None]
+    photo = warped.astype(np.float32) * on_page + background.astype(np.float32) * (light[:, :, None] - on_page)
     photo[:, :, 0] *= 0.93  # warm indoor light
     out = np.clip(photo, 0, 255).astype(np.uint8)
     out = blur(out, 0.8)
@@ -163,8 +164,11 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def add_noise(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
-    noise = rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
-    return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    """Additive Gaussian sensor noise (seeded from ``rng``)."""
+    noise = np.empty(image.shape, np.int16)
+    cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
+    cv2.randn(noise, 0.0, sigma)
+    return cv2.add(image.astype(np.int16), noise).clip(0, 255).astype(np.uint8)
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -184,15 +188,18 @@ def tint_paper(image: np.ndarray, paper_bgr: tuple[int, int, int]) -> np.ndarray
 
 def _table_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     base = np.array(rng.choice([(40, 60, 90), (70, 75, 80), (30, 35, 45), (90, 110, 130)]), dtype=np.float32)
-    small = rng.normal(0.0, 18.0, size=(max(2, height // 40), max(2, width // 40), 1)).astype(np.float32)
-    texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)[:, :, None]
-    grain = rng.normal(0.0, 6.0, size=(height, width, 1)).astype(np.float32)
-    return np.clip(base[None, None, :] + texture + grain, 0, 255).astype(np.uint8)
+    small = rng.normal(0.0, 18.0, size=(max(2, height // 40), max(2, width // 40))).astype(np.float32)
+    texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    table = cv2.merge([texture + float(b) for b in base])
+    return add_noise(np.clip(table, 0, 255).astype(np.uint8), rng, 6.0)
 
 
 def _lighting(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Multiplicative light field: a linear fall-off plus a soft shadow band (hand or phone)."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    small_h, small_w = max(2, height // 8), max(2, width // 8)
+    ys, xs = np.mgrid[0:small_h, 0:small_w].astype(np.float32)
+    ys *= height / small_h
+    xs *= width / small_w
     angle = rng.uniform(0, 2 * math.pi)
     ramp = (xs / width - 0.5) * math.cos(angle) + (ys / height - 0.5) * math.sin(angle)
     light = 0.92 + 0.25 * ramp
@@ -201,4 +208,4 @@ def _lighting(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
                (ys - rng.uniform(0.2, 0.8) * height) * math.sin(shadow_angle)
     softness = 0.08 * max(height, width)
     shadow = 1.0 - 0.35 / (1.0 + np.exp(-distance / softness))
-    return (light * shadow).astype(np.float32)
+    return cv2.resize((light * shadow).astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)

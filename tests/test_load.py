@@ -79,6 +79,14 @@ def test_missing_and_absurd_dpi_are_estimated_from_a4() -> None:
         assert page.dpi == pytest.approx(150, abs=2)
 
 
+def test_camera_72_dpi_tag_is_not_believed() -> None:
+    photo = _page_image(3000, 4000).convert("RGB")
+    page = load_bytes(_encode(photo, "JPEG", dpi=(72, 72)), "IMG_0001.jpg")[0]
+    assert page.dpi_estimated and page.dpi == pytest.approx(4000 / (297 / 25.4), abs=1)
+    small = load_bytes(_encode(_page_image(595, 842).convert("RGB"), "JPEG", dpi=(72, 72)), "fax.jpg")[0]
+    assert small.dpi == 72 and not small.dpi_estimated  # an A4 page at 72 dpi is plausible
+
+
 def test_rgba_is_flattened_on_white() -> None:
     rgba = Image.new("RGBA", (50, 40), (0, 0, 0, 0))
     page = load_bytes(_encode(rgba, "PNG"), "t.png")[0]

@@ -1,0 +1,236 @@
+"""OCR benchmark: sohoa vs raw Tesseract vs OCRmyPDF, CER and time per page, in one run.
+
+Pages come from directories of ``image + .gt.txt`` pairs (``--gt-dir``, repeatable; default: the
+real smoke pages) and from a generated set: ``--docs`` documents of ``samples.generator`` x every
+degradation kind of ``samples.degrade`` (``--kinds``). Each engine reads the same image file:
+
+- ``tesseract``: ``tesseract <image> stdout -l vie`` (defaults: automatic layout, its own Otsu)
+- ``ocrmypdf``: ``ocrmypdf -l vie --rotate-pages --deskew --clean --output-type pdfa`` then
+  ``pdftotext`` (``--image-dpi`` only matters for files without resolution)
+- ``sohoa``: ``ingest.load.load_file`` + ``ocr.preprocess.clean_page`` + ``ocr.recognize.recognize``
+- ``sohoa_best``: the same with ``--tessdata-best`` models (tessdata_best int)
+
+All engines run one page at a time with ``OMP_THREAD_LIMIT=1`` (``--jobs 1`` for OCRmyPDF).
+Time: wall seconds and CPU seconds (this process + children) per page. CER is on NFC text with
+whitespace collapsed (``ocr.cer.cer``); CER-flex tolerates reading-order differences
+(``ocr.cer.cer_flex``).
+
+    .venv/bin/python -m bench.ocr --docs 3 --out /tmp/bench-ocr.md
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ingest.load import load_file
+from ocr.cer import cer, cer_flex
+from ocr.preprocess import clean_page
+from ocr.recognize import TESSDATA_BEST, OcrOptions, recognize
+
+REAL_PAGES = Path("/work/shared/data/real_smoke/pages")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+ENGINES = ("tesseract", "ocrmypdf", "sohoa", "sohoa_best")
+
+
+@dataclass(frozen=True)
+class BenchPage:
+    kind: str  # degradation kind, or "real:<dir name>"
+    path: Path
+    truth: str
+    dpi: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    engine: str
+    kind: str
+    page: str
+    cer: float
+    cer_flex: float
+    wall_s: float
+    cpu_s: float
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
+def run_tesseract(page: BenchPage, workdir: Path) -> str:
+    done = subprocess.run(["tesseract", str(page.path), "stdout", "-l", "vie"], capture_output=True,
+                          env=_env(), check=True, timeout=600)
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def run_ocrmypdf(page: BenchPage, workdir: Path) -> str:
+    out_pdf = workdir / f"{page.path.stem}.ocrmypdf.pdf"
+    command = ["ocrmypdf", "-l", "vie", "--rotate-pages", "--deskew", "--clean", "--output-type", "pdfa",
+               "--jobs", "1", "--image-dpi", str(page.dpi), "--quiet", str(page.path), str(out_pdf)]
+    subprocess.run(command, capture_output=True, env=_env(), check=True, timeout=900)
+    done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(out_pdf), "-"], capture_output=True, check=True)
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def _sohoa_runner(options: OcrOptions) -> Callable[[BenchPage, Path], str]:
+    def run(page: BenchPage, workdir: Path) -> str:
+        texts = [recognize(clean_page(source), options).text for source in load_file(page.path)]
+        return "\n\n".join(texts)
+
+    return run
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(engine: str, runner: Callable[[BenchPage, Path], str], page: BenchPage, workdir: Path) -> Measurement:
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    try:
+        text = runner(page, workdir)
+    except subprocess.CalledProcessError as exc:
+        print(f"  {engine} failed on {page.path.name}: {exc.stderr[-300:]!r}", file=sys.stderr)
+        text = ""
+    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    return Measurement(engine, page.kind, page.path.name, cer(page.truth, text), cer_flex(page.truth, text), wall, cpu)
+
+
+# --------------------------------------------------------------------------- page sets
+
+
+def pages_from_dir(directory: Path, limit: int | None = None) -> list[BenchPage]:
+    pages = []
+    for image in sorted(directory.iterdir()):
+        truth = image.with_suffix(".gt.txt")
+        if image.suffix.lower() not in IMAGE_SUFFIXES or not truth.exists():
+            continue
+        with Image.open(image) as im:
+            dpi = int(round(float(im.info.get("dpi", (300, 300))[0]))) or 300
+        pages.append(BenchPage(f"real:{directory.name}", image, truth.read_text(encoding="utf-8"), dpi))
+    return pages[:limit] if limit else pages
+
+
+def generated_pages(out_dir: Path, docs: int, kinds: list[str], seed: int) -> list[BenchPage]:
+    """Render ``docs`` documents (distinct types) and degrade each one with every kind."""
+    from samples.degrade import degrade
+    from samples.generator import DOC_TYPES, render_document
+
+    pages = []
+    for number in range(docs):
+        doc_type = DOC_TYPES[(seed + number) % len(DOC_TYPES)]
+        plain = render_document(doc_type, seed + number)
+        sealed = render_document(doc_type, seed + number, seal=True)
+        for kind in kinds:
+            source = sealed if kind == "red_seal" else plain
+            image, dpi = degrade(source.image, kind, seed=seed + number, dpi=source.dpi)
+            rgb = image[:, :, ::-1] if image.ndim == 3 else image
+            if kind == "phone_photo":  # a phone JPEG: 72 dpi in its metadata, like real cameras write
+                path = out_dir / f"{doc_type}_{seed + number}_{kind}.jpg"
+                Image.fromarray(rgb).save(path, quality=92, dpi=(72, 72))
+                dpi = 72
+            else:
+                path = out_dir / f"{doc_type}_{seed + number}_{kind}.png"
+                Image.fromarray(rgb).save(path, dpi=(dpi, dpi))
+            path.with_suffix(".gt.txt").write_text(source.text, encoding="utf-8")
+            pages.append(BenchPage(kind, path, source.text, dpi))
+    return pages
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summarize(results: list[Measurement], engines: list[str]) -> str:
+    by_kind: dict[str, dict[str, list[Measurement]]] = defaultdict(lambda: defaultdict(list))
+    for m in results:
+        by_kind[m.kind][m.engine].append(m)
+        by_kind["ALL"][m.engine].append(m)
+    header = "| kind | pages | " + " | ".join(f"{e} CER / flex" for e in engines) + " | " + \
+        " | ".join(f"{e} s/page (cpu)" for e in engines) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(engines))]
+    for kind, per_engine in by_kind.items():
+        count = max(len(v) for v in per_engine.values())
+        cers = [_fmt_cer(per_engine.get(e, [])) for e in engines]
+        times = [_fmt_time(per_engine.get(e, [])) for e in engines]
+        lines.append(f"| {kind} | {count} | " + " | ".join(cers) + " | " + " | ".join(times) + " |")
+    return "\n".join(lines)
+
+
+def _fmt_cer(items: list[Measurement]) -> str:
+    if not items:
+        return "-"
+    return f"{100 * statistics.mean(m.cer for m in items):.2f}% / {100 * statistics.mean(m.cer_flex for m in items):.2f}%"
+
+
+def _fmt_time(items: list[Measurement]) -> str:
+    if not items:
+        return "-"
+    return f"{statistics.mean(m.wall_s for m in items):.2f} ({statistics.mean(m.cpu_s for m in items):.2f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gt-dir", type=Path, action="append", help="directory of image + .gt.txt pairs")
+    parser.add_argument("--docs", type=int, default=3, help="generated documents (x every kind); 0 = none")
+    parser.add_argument("--kinds", default="", help="comma-separated degradation kinds (default: all)")
+    parser.add_argument("--pages", type=int, default=None, help="at most N pages per set (quick runs)")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--tessdata-best", type=Path, default=TESSDATA_BEST)
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep generated pages in this directory")
+    args = parser.parse_args(argv)
+
+    engines = [e for e in args.engines.split(",") if e]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        parser.error(f"unknown engines {sorted(unknown)}; expected {ENGINES}")
+    runners: dict[str, Callable[[BenchPage, Path], str]] = {
+        "tesseract": run_tesseract,
+        "ocrmypdf": run_ocrmypdf,
+        "sohoa": _sohoa_runner(OcrOptions()),
+        "sohoa_best": _sohoa_runner(OcrOptions(tessdata_dir=args.tessdata_best)),
+    }
+    from samples.degrade import KINDS
+
+    kinds = [k for k in args.kinds.split(",") if k] or list(KINDS)
+    with tempfile.TemporaryDirectory(prefix="sohoa-bench-") as tmp:
+        workdir = Path(tmp)
+        gen_dir = args.keep or workdir / "generated"
+        gen_dir.mkdir(parents=True, exist_ok=True)
+        pages: list[BenchPage] = []
+        for directory in args.gt_dir or [REAL_PAGES]:
+            pages += pages_from_dir(directory, args.pages)
+        if args.docs:
+            generated = generated_pages(gen_dir, args.docs, kinds, args.seed)
+            pages += generated[: args.pages] if args.pages else generated
+        results: list[Measurement] = []
+        for page in pages:
+            for engine in engines:
+                m = measure(engine, runners[engine], page, workdir)
+                results.append(m)
+                print(f"{page.kind:12} {page.path.name:45} {engine:10} CER {100 * m.cer:6.2f}% "
+                      f"flex {100 * m.cer_flex:6.2f}% {m.wall_s:6.2f}s cpu {m.cpu_s:6.2f}s", flush=True)
+    table = summarize(results, engines)
+    command = "python -m bench.ocr " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = f"Command: `{command}`\n\n{table}\n"
+    print(report)
+    if args.out:
+        args.out.write_text(report, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
