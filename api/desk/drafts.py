@@ -73,7 +73,7 @@ class Outcome(BaseModel):
     uri: str
     version: int
     sha256: str
-    owner_key: str  # the repository's opaque owner reference (for audit entries)
+    owner_key: str = ""  # the repository's opaque owner reference (for audit entries)
     doc_type: str
     verdict: str  # TOTAL_PASSED / INDETERMINATE / TOTAL_FAILED
     verdict_vi: str
