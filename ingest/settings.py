@@ -95,7 +95,7 @@ class Settings(BaseSettings):
 
     @property
     def objects_dir(self) -> Path:
-        return self.home / "objects"
+        return self.home / "store"
 
     @property
     def database_url(self) -> str:

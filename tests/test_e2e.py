@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from signing.devserver import serve_dev_pki
+from signing.pki import load_dev_pki
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 SOHOA = str(Path(sys.executable).parent / "sohoa")
 OWNER = "079203012345"
@@ -51,7 +55,8 @@ def pdftotext(pdf: Path) -> str:
 
 @pytest.fixture(params=["local", "s3"])
 def backend_env(request, tmp_path) -> dict:
-    env = dict(os.environ, SOHOA_HOME=str(tmp_path / "home"), OMP_THREAD_LIMIT="1")
+    env = dict(os.environ, SOHOA_HOME=str(tmp_path / "home"), OMP_THREAD_LIMIT="1",
+               SOHOA_PKI_BASE_URL=f"http://127.0.0.1:{free_port()}")
     if request.param == "s3":
         s3 = request.getfixturevalue("s3_server")
         env.update(SOHOA_STORE="s3", SOHOA_S3_ENDPOINT=s3["endpoint"],
@@ -84,9 +89,15 @@ def test_scan_to_verified_record(backend_env, tmp_path):
     # The index row and the stored object agree, read without our repository code.
     assert_index_matches_store(env, home, rec)
 
-    # Independent signature check: poppler's pdfsig with the dev root in an NSS database.
+    # Independent signature check: poppler's pdfsig with the dev root in an NSS database. Like any
+    # relying party, NSS asks the certificates' OCSP responder: the dev PKI serves it on loopback.
     nss = nss_db(tmp_path, home / "pki" / "root.pem")
-    report = pdfsig(out, nss)
+    port = int(env["SOHOA_PKI_BASE_URL"].rsplit(":", 1)[1])
+    server = serve_dev_pki(load_dev_pki(home / "pki"), port=port)
+    try:
+        report = pdfsig(out, nss)
+    finally:
+        server.stop()
     assert report.count("Signature is Valid.") == 2, report  # officer + agency
     assert report.count("Certificate is Trusted.") == 2, report
     assert "Total document signed" in report or "signed" in report
@@ -112,7 +123,11 @@ def test_scan_to_verified_record(backend_env, tmp_path):
     assert bad.returncode == 1, bad.stdout + bad.stderr
     verdicts = [json.loads(line)["verdict"] for line in bad.stdout.splitlines() if line.strip()]
     assert verdicts and all(v == "TOTAL_FAILED" for v in verdicts)
-    assert "Signature is Valid." not in pdfsig(tampered, nss)
+    server = serve_dev_pki(load_dev_pki(home / "pki"), port=port)
+    try:
+        assert "Signature is Valid." not in pdfsig(tampered, nss)
+    finally:
+        server.stop()
 
 
 def assert_index_matches_store(env: dict, home: Path, rec: dict) -> None:
@@ -127,7 +142,7 @@ def assert_index_matches_store(env: dict, home: Path, rec: dict) -> None:
     sha, size, key = row
     assert sha == rec["sha256"]
     if env["SOHOA_E2E_BACKEND"] == "local":
-        blob = (home / "objects" / key).read_bytes()
+        blob = (home / "store" / "objects" / key).read_bytes()  # local store layout: objects/<key>
     else:
         from minio import Minio
         client = Minio(env["SOHOA_S3_ENDPOINT"], access_key=env["SOHOA_S3_ACCESS_KEY"],
@@ -158,7 +173,7 @@ def test_bad_input_is_refused_and_nothing_stored(sohoa_home, tmp_path, name, con
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and name in errors[0], proc.stderr
     assert reason in errors[0].lower(), proc.stderr
-    assert not any(p.is_file() for p in (sohoa_home / "objects").rglob("*"))
+    assert not any(p.is_file() for p in (sohoa_home / "store").rglob("*"))
 
 
 def test_already_signed_pdf_is_refused(sohoa_home, tmp_path):
@@ -168,11 +183,11 @@ def test_already_signed_pdf_is_refused(sohoa_home, tmp_path):
     uri = json.loads(first.stdout.splitlines()[0])["uri"]
     signed = tmp_path / "signed.pdf"
     run("get", uri, "-o", str(signed), env=env)
-    objects_before = sorted(p for p in (sohoa_home / "objects").rglob("*") if p.is_file())
+    objects_before = sorted(p for p in (sohoa_home / "store").rglob("*") if p.is_file())
     proc = run("ingest", str(signed), "--owner", OWNER, env=env, check=False)
     assert proc.returncode == 3
     assert "signed.pdf" in proc.stderr and "signed" in proc.stderr.lower()
-    assert sorted(p for p in (sohoa_home / "objects").rglob("*") if p.is_file()) == objects_before
+    assert sorted(p for p in (sohoa_home / "store").rglob("*") if p.is_file()) == objects_before
 
 
 def test_invalid_owner_id_is_refused(sohoa_home):
