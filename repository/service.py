@@ -288,7 +288,9 @@ class Repository:
         )
 
         try:
-            return self._index_version(req, canonical, okey, next_version, pdf_sha, rec_sha, manifest_key, created_at, retention)
+            return self._index_version(
+                req, canonical, okey, next_version, pdf_sha, rec_sha, manifest_key, created_at, retention, indexed
+            )
         except IntegrityError:
             # A concurrent writer committed the same version number first: re-check idempotency.
             existing, _, _ = self._existing_version(req.uri, okey, pdf_sha, rec_sha)
@@ -432,12 +434,17 @@ class Repository:
         manifest_key: str,
         created_at: datetime,
         retention: Retention | None,
+        indexed: set[str],
     ) -> StoredResult:
         with self._session("index version") as s, s.begin():
             owner = self._upsert_owner(s, req.owner_kind, canonical, okey, created_at)
-            for sha, data, media in ((pdf_sha, req.pdf, PDF_MEDIA), (rec_sha, req.record_json, JSON_MEDIA)):
-                if s.get(Blob, sha) is None:
-                    s.add(Blob(sha256=sha, size=len(data), object_key=layout.blob_key(sha), media_type=media, created_at=created_at))
+            new_blobs = [
+                {"sha256": sha, "size": len(data), "object_key": layout.blob_key(sha), "media_type": media, "created_at": created_at}
+                for sha, data, media in ((pdf_sha, req.pdf, PDF_MEDIA), (rec_sha, req.record_json, JSON_MEDIA))
+                if sha not in indexed
+            ]
+            if new_blobs:  # a concurrent writer of the same bytes may have inserted them meanwhile
+                s.execute(_insert_ignoring_duplicates(self.engine.dialect.name, Blob, ["sha256"]), new_blobs)
             record = s.scalar(select(Record).where(Record.uri == req.uri))
             if record is None:
                 record = Record(
@@ -488,7 +495,7 @@ class Repository:
             if req.dossier_code:
                 self._link_dossier(s, req.dossier_code, req.dossier_role, owner.id, record.id, created_at)
             s.flush()
-            return self._result(s, record, row, okey)
+            return _make_result(record, row, okey, len(req.pdf))
 
     def _upsert_owner(self, s: Session, kind: str, canonical: str, okey: str, now: datetime) -> Owner:
         owner = s.scalar(select(Owner).where(Owner.owner_key == okey))
@@ -886,6 +893,17 @@ class _GuardedSession:
         finally:
             suppressed = self._guard.__exit__(exc_type, exc, tb)
         return bool(suppressed)
+
+
+def _insert_ignoring_duplicates(dialect: str, model: type, keys: list[str]):  # noqa: ANN202
+    """INSERT ... ON CONFLICT DO NOTHING for the two supported dialects."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        raise InvalidRequest(f"unsupported database dialect {dialect}")
+    return dialect_insert(model).on_conflict_do_nothing(index_elements=keys)
 
 
 def _live_blob() -> ColumnElement[bool]:
