@@ -101,6 +101,12 @@ class Line:
         return chosen
 
 
+def clean_ocr_text(text: str) -> str:
+    """NFC, and Tesseract's Icelandic eth (U+00D0, often doubled with Đ) read as Vietnamese Đ."""
+    text = unicodedata.normalize("NFC", text)
+    return text.replace("ÐĐ", "Đ").replace("ĐÐ", "Đ").replace("Ð", "Đ")
+
+
 def lines_of(texts: Sequence[PageText]) -> list[Line]:
     """Reading-order lines of all pages (from word boxes when present, else from ``text``)."""
     lines: list[Line] = []
@@ -109,13 +115,16 @@ def lines_of(texts: Sequence[PageText]) -> list[Line]:
         if page.words:
             groups: dict[tuple[int, int], list[Word]] = {}
             for word in page.words:
+                cleaned = clean_ocr_text(word.text)
+                if cleaned != word.text:
+                    word = replace(word, text=cleaned)
                 groups.setdefault((word.block, word.line), []).append(word)
             for words in groups.values():
                 text = unicodedata.normalize("NFC", " ".join(w.text for w in words))
                 lines.append(Line(page_index, text, tuple(words), page.width, page.height, len(lines)))
         else:
             for raw in page.text.splitlines():
-                text = " ".join(unicodedata.normalize("NFC", raw).split())
+                text = " ".join(clean_ocr_text(raw).split())
                 if text:
                     lines.append(Line(page_index, text, (), page.width, page.height, len(lines)))
     return lines
@@ -335,13 +344,26 @@ def _header_lines(lines: Sequence[Line]) -> list[Line]:
     return first_page[:12]
 
 
-def _left_part(line: Line) -> _Hit:
+def _column_split(header: Sequence[Line]) -> float | None:
+    """x (px) where the right column starts: the left edge of the motto ("CỘNG HÒA...",
+    "Độc lập...") as read, which also holds on photos whose page is not at a fixed position."""
+    xs = []
+    for line in header:
+        folded = [fold_aligned(w.text) for w in line.words]
+        for i in range(len(folded) - 1):
+            if (folded[i], folded[i + 1][:3]) in (("cong", "hoa"), ("doc", "lap")):
+                xs.append(line.words[i].left)
+    return min(xs) - 5.0 if xs else None
+
+
+def _left_part(line: Line, split: float | None = None) -> _Hit:
     """The part of a line left of the column split (the whole line when there are no boxes)."""
     if not line.words:
         return _Hit(line, 0, len(line.text))
+    limit = split if split is not None else LEFT_COLUMN_MAX * line.page_width
     end, pos = 0, 0
     for word in line.words:
-        if word.left + word.width / 2 > LEFT_COLUMN_MAX * line.page_width:
+        if word.left + word.width / 2 > limit:
             break
         pos_end = pos + len(word.text)
         end = pos_end
@@ -350,8 +372,9 @@ def _left_part(line: Line) -> _Hit:
 
 
 def _number_line(header: Sequence[Line]) -> tuple[Line, int] | None:
+    split = _column_split(header)
     for line in header:
-        left = _left_part(line)
+        left = _left_part(line, split)
         m = _NUMBER_LABEL.match(line.folded[: left.end])
         if m:
             return line, m.end()
@@ -359,18 +382,19 @@ def _number_line(header: Sequence[Line]) -> tuple[Line, int] | None:
 
 
 def extract_document_number(lines: Sequence[Line]) -> FieldValue | None:
-    found = _number_line(_header_lines(lines))
+    header = _header_lines(lines)
+    found = _number_line(header)
     if found is None:
         return None
     line, start = found
-    left = _left_part(line)
+    left = _left_part(line, _column_split(header))
     segment = line.text[start:left.end] if line.words else _strip_date_line(line.text[start:])
     m = _NUMBER_VALUE.search(segment)
     if not m:
         hit = _Hit(line, start, left.end)
         return _field("so_van_ban", hit, None, "no document number after 'Số:'")
     hit = _Hit(line, start + m.start(), start + m.end())
-    value = re.sub(r"\s*([/\-])\s*", r"\1", hit.raw.replace("–", "-").replace("Ð", "Đ")).rstrip(".,;")
+    value = re.sub(r"\s*([/\-])\s*", r"\1", hit.raw.replace("–", "-")).rstrip(".,;")
     return _field("so_van_ban", hit, value, None)
 
 
@@ -435,8 +459,9 @@ def extract_agency(lines: Sequence[Line]) -> FieldValue | None:
             stop = i
             break
     candidates: list[_Hit] = []
+    split = _column_split(header)
     for line in header[:stop]:
-        part = _left_part(line)
+        part = _left_part(line, split)
         raw = line.text[part.start:part.end]
         if not line.words:  # plain text: drop the motto read on the same line
             raw = _cut_motto(raw)

@@ -68,6 +68,25 @@ def test_header_columns_on_one_ocr_line_are_split_by_position() -> None:
     assert len(lines_of([page])) == 5
 
 
+def test_column_split_follows_the_motto_on_an_offset_photo() -> None:
+    """A photo whose page sits right of centre: a fixed fraction would cut the agency line."""
+    dx = 700
+    words = (
+        _words_line(_spaced("SỞ KẾ HOẠCH VÀ ĐẦU TƯ", 250 + dx) + _spaced("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 1250 + dx), 240, 0)
+        + _words_line(_spaced("PHÒNG ĐĂNG KÝ KINH DOANH", 230 + dx) + _spaced("Độc lập - Tự do - Hạnh phúc", 1350 + dx), 300, 1)
+        + _words_line(_spaced("Số: 77/ĐKKD", 380 + dx) + _spaced("Huế, ngày 01 tháng 6 năm 2023", 1400 + dx), 380, 2)
+    )
+    page = PageText(index=0, width=A4_300[0] + dx + 800, height=A4_300[1], dpi=300, words=words)
+    fields = extract_fields("giay_cn_dang_ky_doanh_nghiep", [page])
+    assert fields["co_quan_ban_hanh"].value == "PHÒNG ĐĂNG KÝ KINH DOANH"
+    assert fields["so_van_ban"].value == "77/ĐKKD"
+
+
+def test_tesseract_eth_is_read_as_vietnamese_d() -> None:
+    text = "UBND XÃ AN BÌNH\nSố: 15/2024/QÐĐ-UBND\nAn Bình, ngày 01 tháng 02 năm 2024\nQUYẾT ĐỊNH"
+    assert extract_fields("quyet_dinh", [_text_page(text)])["so_van_ban"].value == "15/2024/QĐ-UBND"
+
+
 def test_invalid_personal_id_is_reported_never_accepted() -> None:
     text = ("UBND XÃ AN KHÁNH\nSố: 5/XNCT\nAn Khánh, ngày 02 tháng 01 năm 2024\n"
             "XÁC NHẬN THÔNG TIN VỀ CƯ TRÚ\nHọ và tên: LÊ THỊ HOA\nNgày sinh: 03/04/1990\n"
