@@ -1,0 +1,418 @@
+"""Repository benchmark: put/get against Ceph RGW next to raw minio-SDK calls, and index search
+latency at 100,000 records on SQLite and PostgreSQL.
+
+Part 1 (object path): N records (a PDF of ``--pdf-kb`` incompressible bytes, like the JPEG/G4
+images that dominate a data message, plus a ~2 KB structured record). For each record, in the same
+run and interleaved so machine load hits both alike:
+  raw   = minio ``put_object`` of the PDF and of the record (sequential, same retention headers),
+          then ``get_object`` of both;
+  repo  = ``Repository.store`` (HEAD + PUT of two content-addressed blobs and a manifest, run
+          concurrently, then one SQL transaction) and ``Repository.get`` (SQL lookup, two GETs,
+          SHA-256 verification).
+Part 2 (index): ``--search-records`` synthetic records (Vietnamese names, addresses, agencies,
+~1 KB of OCR-like text each) bulk-loaded into the same tables ``store`` writes, then
+``list_records(owner_id, doc_type)`` and diacritics-free ``search()`` timed through the public API.
+
+    .venv/bin/python -m bench.repository --out docs/benchmarks-repository.md
+    # servers: started from scripts/ceph-up.sh and scripts/pg-up.sh unless given:
+    .venv/bin/python -m bench.repository --s3 127.0.0.1:7480,AK,SK --pg postgresql://postgres@127.0.0.1:5433/app
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, text
+
+from repository import Repository, RepositoryConfig, StoreRequest, fold
+from repository.db import normalize_db_url
+from repository.identity import OwnerIdCipher, owner_key
+from repository.layout import blob_key, manifest_key, new_record_uri
+from repository.models import Blob, Field, Owner, Record, SearchDoc, Version
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = b"bench-owner-secret-0123456789abcdef"
+AGENCY_CODE = "000.00.12.H29"
+DOC_TYPES = ("giay_khai_sinh", "giay_chung_tu", "trich_luc_ket_hon", "xac_nhan_cu_tru", "quyet_dinh", "cccd")
+FAMILY = ["Nguyễn"] * 38 + ["Trần"] * 11 + ["Lê"] * 9 + ["Phạm"] * 7 + ["Hoàng", "Huỳnh"] * 3 + [
+    "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý", "Đinh", "Trương", "Lương", "Mai"]
+MIDDLE = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quang", "Xuân", "Thu", "Hoài", "Gia", "Bảo"]
+GIVEN = ["An", "Bình", "Chi", "Dũng", "Giang", "Hà", "Hải", "Hạnh", "Hòa", "Hùng", "Hương", "Khánh", "Lan",
+         "Linh", "Long", "Mai", "Nam", "Nga", "Phong", "Phúc", "Quân", "Sơn", "Tâm", "Thảo", "Trang", "Tuấn",
+         "Vy", "Yến", "Đạt", "Đào", "Hiếu", "Lộc", "Nhung", "Oanh", "Quỳnh", "Thắng", "Trí", "Việt"]
+PROVINCES = ["Hà Nội", "TP. Hồ Chí Minh", "Đà Nẵng", "Hải Phòng", "Cần Thơ", "Nghệ An", "Thanh Hóa",
+             "Quảng Ninh", "Bắc Ninh", "Đồng Nai", "Bình Dương", "Khánh Hòa", "Lâm Đồng", "Huế", "An Giang"]
+WARDS = ["Bến Nghé", "Tân Định", "Hàng Bạc", "Tràng Tiền", "Phước Mỹ", "Thạch Thang", "Tân Lập", "Mỹ An",
+         "Hòa Khánh", "Vĩnh Ninh", "Cát Linh", "Láng Hạ", "Phú Hội", "Xuân Hà", "An Hải"]
+TITLES = {"giay_khai_sinh": "Giấy khai sinh", "giay_chung_tu": "Giấy chứng tử",
+          "trich_luc_ket_hon": "Trích lục kết hôn", "xac_nhan_cu_tru": "Giấy xác nhận thông tin về cư trú",
+          "quyet_dinh": "Quyết định", "cccd": "Căn cước công dân"}
+
+
+# -- servers -------------------------------------------------------------------------------------
+@contextmanager
+def servers(s3: str | None, pg: str | None) -> Iterator[tuple[dict, str]]:
+    """Use the given servers or start throwaway ones with the project's scripts."""
+    started: list[Callable[[], None]] = []
+    try:
+        if s3 is None:
+            d = tempfile.mkdtemp(prefix="bench-ceph-")
+            env = dict(os.environ, D=d, RGW_PORT=str(_free_port()))
+            out = subprocess.run(["bash", str(ROOT / "scripts/ceph-up.sh")], env=env, check=True,
+                                 capture_output=True, text=True)
+            started.append(lambda: subprocess.run(["bash", str(ROOT / "scripts/ceph-down.sh")], env=env))
+            endpoint, ak, sk = out.stdout.strip().splitlines()[-1].split()
+        else:
+            endpoint, ak, sk = s3.split(",")
+        if pg is None:
+            d = tempfile.mkdtemp(prefix="bench-pg-")
+            env = dict(os.environ, PGDATA=d, PGPORT=str(_free_port()))
+            out = subprocess.run(["bash", str(ROOT / "scripts/pg-up.sh")], env=env, check=True,
+                                 capture_output=True, text=True)
+            pg = out.stdout.strip().splitlines()[-1]
+            stop = ["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", d, "stop", "-m", "fast"]
+            started.append(lambda: subprocess.run(stop, capture_output=True))
+        yield {"endpoint": endpoint, "access_key": ak, "secret_key": sk}, pg
+    finally:
+        for stop_fn in reversed(started):
+            stop_fn()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def fresh_pg_database(pg_url: str) -> Iterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_db_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield normalize_db_url(pg_url).rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+# -- statistics ----------------------------------------------------------------------------------
+@dataclass
+class Series:
+    name: str
+    seconds: list[float]
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds)
+
+    def row(self, payload_bytes: int) -> str:
+        n = len(self.seconds)
+        return (f"| {self.name} | {n} | {self.pct(50):.1f} | {self.pct(99):.1f} | {n / self.total:.1f} | "
+                f"{payload_bytes * n / self.total / 1e6:.1f} |")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# -- part 1: object path -------------------------------------------------------------------------
+def make_store_request(rng: random.Random, pdf_bytes: int, i: int) -> StoreRequest:
+    doc_type = DOC_TYPES[i % len(DOC_TYPES)]
+    name = person(rng)
+    fields = {"ho_ten": name, "ngay_sinh": f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(1950, 2024)}",
+              "noi_cu_tru": f"phường {rng.choice(WARDS)}, {rng.choice(PROVINCES)}"}
+    uri = new_record_uri(AGENCY_CODE, doc_type)
+    record = {"schema": "sohoa.record/1.0", "uri": uri, "doc_type": doc_type, "fields": fields,
+              "conversion": {"agency": AGENCY_CODE, "officer": "Cán bộ một cửa", "pages": 1},
+              "padding": "x" * 1500}
+    return StoreRequest(
+        uri=uri, owner_id=citizen_id(rng), owner_kind="citizen", doc_type=doc_type,
+        pdf=b"%PDF-1.7\n" + rng.randbytes(pdf_bytes - 9), record_json=json.dumps(record, ensure_ascii=False).encode(),
+        fields=fields, text=ocr_text(rng, doc_type, name), issuing_agency=f"UBND phường {rng.choice(WARDS)}",
+        converting_agency_code=AGENCY_CODE, source_sha256s=[hashlib.sha256(str(i).encode()).hexdigest()], pages=1,
+        retention_years=10, title=f"{TITLES[doc_type]} - {name}",
+    )
+
+
+def bench_objects(s3: dict, db_url: str, records: int, pdf_kb: int, seed: int) -> tuple[list[Series], list[Series], int]:
+    from minio import Minio
+    from minio.retention import Retention as MinioRetention
+
+    rng = random.Random(seed)
+    requests = [make_store_request(rng, pdf_kb * 1024, i) for i in range(records)]
+    payload = len(requests[0].pdf) + len(requests[0].record_json)
+    config = RepositoryConfig(db_url=db_url, store="s3", s3_endpoint=s3["endpoint"], s3_access_key=s3["access_key"],
+                              s3_secret_key=s3["secret_key"], s3_bucket=f"bench-repo-{uuid.uuid4().hex[:8]}",
+                              owner_secret=SECRET)
+    raw = Minio(s3["endpoint"], s3["access_key"], s3["secret_key"], secure=False)
+    raw_bucket = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    raw.make_bucket(raw_bucket, object_lock=True)
+    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3650)
+    lock = MinioRetention("GOVERNANCE", until)
+
+    def raw_put(req: StoreRequest) -> None:
+        for data in (req.pdf, req.record_json):
+            raw.put_object(raw_bucket, blob_key(hashlib.sha256(data).hexdigest()), io.BytesIO(data), len(data),
+                           retention=lock)
+
+    def raw_get(req: StoreRequest) -> None:
+        for data in (req.pdf, req.record_json):
+            r = raw.get_object(raw_bucket, blob_key(hashlib.sha256(data).hexdigest()))
+            r.read()
+            r.close()
+            r.release_conn()
+
+    repo = Repository.open(config)
+    try:
+        for req in requests[:5]:  # warm connections and caches on both paths
+            raw_put(req), repo.store(req)
+        puts_raw, puts_repo, gets_raw, gets_repo = [], [], [], []
+        for req in requests[5:]:
+            puts_raw.append(timed(lambda: raw_put(req)))
+            puts_repo.append(timed(lambda: repo.store(req)))
+        for req in requests[5:]:
+            gets_raw.append(timed(lambda: raw_get(req)))
+            gets_repo.append(timed(lambda: repo.get(req.uri)))
+    finally:
+        repo.close()
+    puts = [Series("raw minio put_object x2", puts_raw), Series("Repository.store", puts_repo)]
+    gets = [Series("raw minio get_object x2", gets_raw), Series("Repository.get (+SHA-256 verify)", gets_repo)]
+    return puts, gets, payload
+
+
+# -- part 2: index search ------------------------------------------------------------------------
+def person(rng: random.Random) -> str:
+    return f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
+
+
+def citizen_id(rng: random.Random) -> str:
+    return f"0{rng.randint(1, 96):02d}{rng.randint(0, 3)}{rng.randint(0, 99):02d}{rng.randint(0, 999999):06d}"
+
+
+def ocr_text(rng: random.Random, doc_type: str, name: str) -> str:
+    father, mother = person(rng), person(rng)
+    place = f"phường {rng.choice(WARDS)}, {rng.choice(PROVINCES)}"
+    return (
+        f"CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM Độc lập - Tự do - Hạnh phúc {TITLES[doc_type].upper()} "
+        f"Họ, chữ đệm, tên: {name.upper()} Ngày, tháng, năm sinh: {rng.randint(1, 28)}/{rng.randint(1, 12)}/"
+        f"{rng.randint(1950, 2024)} Giới tính: {rng.choice(['Nam', 'Nữ'])} Dân tộc: Kinh Quốc tịch: Việt Nam "
+        f"Nơi sinh: Bệnh viện đa khoa {rng.choice(PROVINCES)} Quê quán: {place} "
+        f"Họ, chữ đệm, tên người cha: {father} Họ, chữ đệm, tên người mẹ: {mother} "
+        f"Nơi cư trú: số {rng.randint(1, 300)} đường {rng.choice(WARDS)}, {place} "
+        f"Người đi đăng ký: {rng.choice([father, mother])} Quan hệ với người được đăng ký: cha/mẹ "
+        f"Nơi đăng ký: Ủy ban nhân dân {place} Ngày, tháng, năm đăng ký: {rng.randint(1, 28)}/{rng.randint(1, 12)}/2025 "
+        f"NGƯỜI KÝ GIẤY KHAI SINH (Ký, ghi rõ họ, chữ đệm, tên, đóng dấu) CHỦ TỊCH {person(rng).upper()} "
+        f"Số: {rng.randint(1, 999)}/{rng.choice(['2025', '2024'])} Quyển số: {rng.randint(1, 9)}"
+    )
+
+
+@dataclass
+class Population:
+    owners: list[str]  # citizen IDs
+    pairs: list[tuple[str, str]]  # (owner ID, doc_type) with at least one record
+    names: list[str]  # full names appearing in records
+
+
+def bulk_load(repo: Repository, n: int, seed: int, batch: int = 5000) -> Population:
+    """Insert ``n`` records with the same rows ``Repository.store`` writes (no objects: the index
+    alone is measured here)."""
+    rng = random.Random(seed)
+    cipher = OwnerIdCipher(SECRET)
+    owner_ids = list({citizen_id(rng) for _ in range(n // 3)})
+    now = datetime.now(timezone.utc)
+    with repo.engine.begin() as conn:
+        for i in range(0, len(owner_ids), batch):
+            conn.execute(insert(Owner), [
+                {"owner_key": owner_key(SECRET, oid), "kind": "citizen",
+                 "id_encrypted": cipher.encrypt(oid, owner_key(SECRET, oid)), "created_at": now}
+                for oid in owner_ids[i:i + batch]])
+    pairs: set[tuple[str, str]] = set()
+    names: list[str] = []
+    record_id = 0
+    for start in range(0, n, batch):
+        recs, blobs, versions, docs, fields = [], [], [], [], []
+        for _ in range(min(batch, n - start)):
+            record_id += 1
+            owner_idx = rng.randrange(len(owner_ids))
+            doc_type = rng.choice(DOC_TYPES)
+            name = person(rng)
+            names.append(name)
+            pairs.add((owner_ids[owner_idx], doc_type))
+            uri = new_record_uri(AGENCY_CODE, doc_type)
+            when = now - timedelta(days=rng.randint(0, 3650), seconds=rng.randint(0, 86400))
+            pdf_sha = hashlib.sha256(f"pdf{record_id}".encode()).hexdigest()
+            rec_sha = hashlib.sha256(f"rec{record_id}".encode()).hexdigest()
+            title = f"{TITLES[doc_type]} - {name}"
+            agency = f"UBND phường {rng.choice(WARDS)}"
+            recs.append({"id": record_id, "uri": uri, "owner_id": owner_idx + 1, "doc_type": doc_type,
+                         "issuing_agency": agency, "converting_agency_code": AGENCY_CODE, "title": title,
+                         "created_at": when, "updated_at": when, "current_version": 1})
+            for sha, size, media in ((pdf_sha, 300_000, "application/pdf"), (rec_sha, 2_000, "application/json")):
+                blobs.append({"sha256": sha, "size": size, "object_key": blob_key(sha), "media_type": media,
+                              "created_at": when})
+            versions.append({"id": record_id, "record_id": record_id, "version": 1, "status": "current",
+                             "doc_type": doc_type, "pdf_sha256": pdf_sha, "record_sha256": rec_sha,
+                             "manifest_key": manifest_key(uri, 1), "pages": 1, "created_at": when,
+                             "lock_mode": None, "retain_until": None, "legal_hold": False})
+            body = ocr_text(rng, doc_type, name)
+            fields += [{"version_id": record_id, "name": "ho_ten", "value": name},
+                       {"version_id": record_id, "name": "noi_cu_tru", "value": rng.choice(PROVINCES)}]
+            docs.append({"version_id": record_id, "record_id": record_id, "body": fold(f"{title} {name} {body}")})
+        with repo.engine.begin() as conn:
+            for model, rows in ((Record, recs), (Blob, blobs), (Version, versions), (Field, fields), (SearchDoc, docs)):
+                conn.execute(insert(model), rows)
+    with repo.engine.begin() as conn:
+        if repo.engine.dialect.name == "postgresql":
+            for table in ("records", "versions", "owners"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+            conn.execute(text("ANALYZE"))
+        else:
+            conn.execute(text("ANALYZE"))
+    return Population(owner_ids, sorted(pairs), names)
+
+
+def bench_search(repo: Repository, pop: Population, queries: int, seed: int) -> list[tuple[str, Series, float]]:
+    rng = random.Random(seed)
+    results = []
+    lookups = rng.sample(pop.pairs, min(queries, len(pop.pairs)))
+    hits: list[int] = []
+    series = []
+    for oid, doc_type in lookups:
+        t0 = time.perf_counter()
+        hits.append(len(repo.list_records(owner_id=oid, doc_type=doc_type)))
+        series.append(time.perf_counter() - t0)
+    results.append(("owner + type (`list_records`)", Series("owner+type", series), statistics.mean(hits)))
+
+    def fts(label: str, make_query: Callable[[], tuple[str, dict]]) -> None:
+        times, found = [], []
+        for _ in range(queries):
+            q, kw = make_query()
+            t0 = time.perf_counter()
+            found.append(len(repo.search(q, **kw)))
+            times.append(time.perf_counter() - t0)
+        results.append((label, Series(label, times), statistics.mean(found)))
+
+    fts("full name, no diacritics (`search('nguyen van an')`)", lambda: (fold(rng.choice(pop.names)), {}))
+    fts("full name with diacritics", lambda: (rng.choice(pop.names), {}))
+    fts("place words (`search('ben nghe')`), limit 20", lambda: (fold(f"{rng.choice(WARDS)}"), {}))
+    fts("name + owner filter", lambda: (fold(rng.choice(pop.names).split()[-1]), {"owner_id": rng.choice(pop.owners)}))
+    return results
+
+
+# -- report ----------------------------------------------------------------------------------------
+def report(args, puts, gets, payload, search_rows, started: float) -> str:
+    lines = [
+        "# Repository benchmark", "",
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on this machine ({os.cpu_count()} cores, shared with "
+        "other work: treat absolute numbers as pessimistic), Ceph RGW 16 single node (memstore OSD) on loopback, "
+        f"PostgreSQL 15 (fsync off), SQLite {__import__('sqlite3').sqlite_version} (WAL).", "",
+        "Command:", "", "```", "  ".join(["", ".venv/bin/python -m bench.repository", *sys.argv[1:]]).strip(), "```", "",
+    ]
+    if puts:
+        ratio_put = puts[1].pct(50) / puts[0].pct(50)
+        ratio_put_tp = puts[0].total / puts[1].total
+        ratio_get = gets[1].pct(50) / gets[0].pct(50)
+        lines += [
+            f"## Object path: {len(puts[0].seconds)} records of {payload / 1024:.0f} KiB (PDF + record), index on {args.object_db}",
+            "", "| operation | n | p50 ms | p99 ms | records/s | MB/s |", "|---|---|---|---|---|---|",
+            *(s.row(payload) for s in puts), *(s.row(payload) for s in gets), "",
+            f"- store vs raw put: p50 x{ratio_put:.2f}, throughput x{ratio_put_tp:.2f} of raw "
+            f"(target: overhead <= 20% → ratio <= 1.20).",
+            f"- get vs raw get: p50 x{ratio_get:.2f}, throughput x{gets[0].total / gets[1].total:.2f} of raw.",
+            "- Raw = two sequential `put_object`/`get_object` calls with the same Object Lock retention; the "
+            "repository adds idempotency HEADs, a manifest object and one SQL transaction, and runs the object "
+            "calls of one record concurrently.", "",
+        ]
+    for dialect, n, rows, load_s in search_rows:
+        lines += [f"## Index search at {n:,} records — {dialect} (bulk load {load_s:.0f} s)", "",
+                  "| query | n | p50 ms | p99 ms | mean hits |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {len(s.seconds)} | {s.pct(50):.2f} | {s.pct(99):.2f} | {hits:.1f} |" for label, s, hits in rows]
+        lines += ["", "Targets: owner+type p99 < 10 ms; diacritics-insensitive full text p99 < 100 ms.", ""]
+    lines += [f"Total bench time {time.time() - started:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--s3", help="host:port,access_key,secret_key (default: start scripts/ceph-up.sh)")
+    parser.add_argument("--pg", help="PostgreSQL URL of a database we may create databases from (default: start one)")
+    parser.add_argument("--records", type=int, default=1000, help="records for the put/get part (0 to skip)")
+    parser.add_argument("--pdf-kb", type=int, default=300, help="PDF size in KiB")
+    parser.add_argument("--object-db", choices=("sqlite", "postgresql"), default="postgresql")
+    parser.add_argument("--search-records", type=int, default=100_000, help="records for the index part (0 to skip)")
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, help="write the Markdown report here")
+    args = parser.parse_args(argv)
+    started = time.time()
+    work = Path(tempfile.mkdtemp(prefix="bench-repo-"))
+    puts: list[Series] = []
+    gets: list[Series] = []
+    payload = 0
+    search_rows = []
+    try:
+        with servers(args.s3, args.pg) as (s3, pg):
+            if args.records:
+                if args.object_db == "sqlite":
+                    puts, gets, payload = bench_objects(s3, f"sqlite:///{work / 'objects.db'}", args.records + 5, args.pdf_kb, args.seed)
+                else:
+                    with fresh_pg_database(pg) as url:
+                        puts, gets, payload = bench_objects(s3, url, args.records + 5, args.pdf_kb, args.seed)
+                print("\n".join(s.row(payload) for s in puts + gets), flush=True)
+            for dialect in filter(None, args.dialects.split(",")) if args.search_records else []:
+                with (fresh_pg_database(pg) if dialect == "postgresql" else _sqlite_url(work)) as url:
+                    repo = Repository.open(RepositoryConfig(db_url=url, local_dir=work / f"obj-{dialect}", owner_secret=SECRET))
+                    try:
+                        t0 = time.time()
+                        pop = bulk_load(repo, args.search_records, args.seed)
+                        load_s = time.time() - t0
+                        rows = bench_search(repo, pop, args.queries, args.seed)
+                    finally:
+                        repo.close()
+                search_rows.append((dialect, args.search_records, rows, load_s))
+                for label, s, hits in rows:
+                    print(f"{dialect}: {label}: p50 {s.pct(50):.2f} ms p99 {s.pct(99):.2f} ms hits {hits:.1f}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    md = report(args, puts, gets, payload, search_rows, started)
+    print(md)
+    if args.out:
+        args.out.write_text(md, encoding="utf-8")
+    return 0
+
+
+@contextmanager
+def _sqlite_url(work: Path) -> Iterator[str]:
+    yield f"sqlite:///{work / 'search.db'}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
