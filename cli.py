@@ -315,13 +315,17 @@ def demo(
     try:
         for path in paths:
             t0 = time.perf_counter()
-            result = pipeline.digitize(DocumentInput(files=[InputFile.from_path(path)],
-                                                     owner_id=DEMO_OWNER))
+            doc = DocumentInput(files=[InputFile.from_path(path)], owner_id=DEMO_OWNER)
+            pages, analysis, times = pipeline.analyze_document(doc)
+            pin = analysis.fields.get("so_dinh_danh")
+            if pin is not None and pin.valid and pin.value:
+                doc.owner_id = pin.value  # the citizen the document is about owns it
+            result = pipeline.finalize(doc, pages, analysis, times)
             fetched = pipeline.repository.get(result.stored.uri)
             report = verify_pdf(fetched.pdf, roots)
             failures += not report.passed
             c = result.analysis.classification
-            table.add_row(path.name, f"{c.doc_type} ({c.confidence:.2f})", mask_id(DEMO_OWNER),
+            table.add_row(path.name, f"{c.doc_type} ({c.confidence:.2f})", mask_id(doc.owner_id),
                           result.stored.uri,
                           f"[green]{report.verdict}[/]" if report.passed else f"[red]{report.verdict}[/]",
                           f"{time.perf_counter() - t0:.1f}")
