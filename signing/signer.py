@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
-from asn1crypto import pem, tsp, x509 as asn1_x509
+from asn1crypto import algos, pem, tsp, x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
@@ -192,6 +192,17 @@ class _KeyCachingSigner(signers.SimpleSigner):
             prefer_pss=base.prefer_pss,
         )
         self._key = serialization.load_der_private_key(base.signing_key.dump(), password=None)
+        self._mechanisms: dict[str | None, algos.SignedDigestAlgorithm] = {}
+
+    def get_signature_mechanism_for_digest(
+        self, digest_algorithm: str | None
+    ) -> algos.SignedDigestAlgorithm:
+        # pyHanko rebuilds this ASN.1 value (with PSS parameters) 5 times per signature
+        if digest_algorithm not in self._mechanisms:
+            self._mechanisms[digest_algorithm] = super().get_signature_mechanism_for_digest(
+                digest_algorithm
+            )
+        return self._mechanisms[digest_algorithm]
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
