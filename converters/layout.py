@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,9 @@ Rect = tuple[float, float, float, float]  # x1, y1, x2, y2 (lower-left origin, p
 # DejaVu covers every Vietnamese precomposed letter (the Debian Liberation 2.1 build does not)
 DEFAULT_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
 DEFAULT_BOLD_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
+
+# fontTools reports every table it cannot subset (e.g. DejaVu's FFTM) as a warning: noise here
+logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
 
 MIN_MARKED_WIDTH = 420.0  # pt; narrower scans (ID cards) get a wider page so the mark fits
 MARGIN = 10.0
@@ -90,10 +94,32 @@ def _register(path: str) -> str:
         raise FontError(f"font file not found: {path}")
     name = "sohoa-" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:10]
     try:
-        pdfmetrics.registerFont(TTFont(name, str(file)))
-    except Exception as exc:  # reportlab raises TTFError and others for bad files
+        pdfmetrics.registerFont(TTFont(name, io.BytesIO(_slim_font(file)), asciiReadable=False))
+    except Exception as exc:  # fontTools / reportlab raise many error types for bad files
         raise FontError(f"cannot use font {path}: {exc}") from exc
     return name
+
+
+def _slim_font(file: Path) -> bytes:
+    """The font reduced to what a printed mark needs, before reportlab subsets it per document:
+    the scripts of ``TEXT_RANGES``, no hinting (instructions are most of DejaVu's glyph data),
+    no OpenType layout tables, only the naming records. Embedded subsets shrink ~4x."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont as FontToolsFont
+
+    options = subset.Options()
+    options.hinting = False
+    options.layout_features = []
+    options.name_IDs = [0, 1, 2, 3, 4, 5, 6]  # copyright, family, style, id, full name, version, PS
+    options.notdef_outline = True
+    font = FontToolsFont(str(file))
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=[code for first, last in TEXT_RANGES
+                                 for code in range(first, last + 1)])
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
 
 
 def load_fonts(font_path: str | None = None, bold_font_path: str | None = None) -> Fonts:
@@ -104,7 +130,7 @@ def load_fonts(font_path: str | None = None, bold_font_path: str | None = None) 
 
 
 # Scripts an OCR engine may return for Vietnamese documents (and their neighbours).
-_GLYPHLESS_RANGES = ((0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
+TEXT_RANGES = ((0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
                      (0x1E00, 0x1EFF), (0x2000, 0x206F), (0x20A0, 0x20CF), (0x2100, 0x214F),
                      (0x2190, 0x21FF), (0x2200, 0x22FF), (0x2460, 0x24FF), (0x25A0, 0x25FF),
                      (0xFFFD, 0xFFFD))
@@ -121,7 +147,7 @@ def glyphless_font() -> str:
 
     builder = FontBuilder(1000, isTTF=True)
     builder.setupGlyphOrder([".notdef", "blank"])
-    builder.setupCharacterMap({code: "blank" for first, last in _GLYPHLESS_RANGES
+    builder.setupCharacterMap({code: "blank" for first, last in TEXT_RANGES
                                for code in range(first, last + 1)})
     notdef = TTGlyphPen(None)  # a visible box, as fonts must have; never selected by our text
     notdef.moveTo((50, 0))
@@ -241,12 +267,23 @@ def draw_mark(canvas: Canvas, geometry: PageGeometry, block: MarkBlock) -> None:
         y_top = band - MARGIN - QR_QUIET_MODULES * QR_MODULE_PT
         path = canvas.beginPath()
         for row in range(modules):
-            for col, dark in enumerate(block.qr[row]):
-                if dark:
-                    path.rect(x0 + col * QR_MODULE_PT, y_top - (row + 1) * QR_MODULE_PT,
-                              QR_MODULE_PT, QR_MODULE_PT)
+            y = round(y_top - (row + 1) * QR_MODULE_PT, 2)
+            for start, length in _dark_runs(block.qr[row]):
+                path.rect(round(x0 + start * QR_MODULE_PT, 2), y, length * QR_MODULE_PT,
+                          QR_MODULE_PT)
         canvas.drawPath(path, stroke=0, fill=1)
     canvas.restoreState()
+
+
+def _dark_runs(row: Sequence[bool]) -> Iterator[tuple[int, int]]:
+    """(start, length) of each horizontal run of dark modules: one rectangle per run."""
+    start = None
+    for col, dark in enumerate([*row, False]):
+        if dark and start is None:
+            start = col
+        elif not dark and start is not None:
+            yield start, col - start
+            start = None
 
 
 def draw_signature_captions(canvas: Canvas, geometry: PageGeometry, fonts: Fonts,
@@ -307,13 +344,14 @@ def draw_text_layer(canvas: Canvas, words: Sequence[Word], *, dpi: float,
             box_width = word.width * scale
             shown = fonts.printable(word.text)
             natural = pdfmetrics.stringWidth(shown, font, size)
-            text.setTextOrigin(left, baseline)
-            text.setHorizScale(100.0 * box_width / natural if natural > 0 else 100.0)
+            # invisible text: 0.01 pt and 0.1 % are far below what selection can show
+            text.setTextOrigin(round(left, 2), round(baseline, 2))
+            text.setHorizScale(round(100.0 * box_width / natural, 1) if natural > 0 else 100.0)
             text.textOut(shown)
             drawn += 1
             if number + 1 < len(line):
                 gap = (line[number + 1].left - (word.left + word.width)) * scale
-                text.setHorizScale(max(100.0 * gap / (space_width * size), 1.0))
+                text.setHorizScale(round(max(100.0 * gap / (space_width * size), 1.0), 1))
                 text.textOut(" ")
     text.setTextRenderMode(0)
     canvas.saveState()  # Tr is graphics state: keep mode 3 from leaking into the mark
