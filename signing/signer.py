@@ -66,8 +66,12 @@ DEFAULT_FONT_SIZE = 8
 _RESERVE_MARGIN = 1.25
 _RESERVE_EXTRA = 2048
 
-# fontTools logs every table it cannot subset (e.g. FFTM) at INFO level: noise for our users.
+# fontTools warns about every table it cannot subset (e.g. FFTM): noise for our users. pyHanko
+# logs failed pre-signing checks with the certificate subject (a person's name: personal data);
+# SigningError carries the reason instead.
 logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
+for _noisy in ("pyhanko", "pyhanko_certvalidator"):
+    logging.getLogger(_noisy).setLevel(logging.CRITICAL)
 
 
 class SigningError(Exception):

@@ -78,8 +78,10 @@ TOTAL_FAILED = "TOTAL_FAILED"
 
 _FETCH_TIMEOUT_SECONDS = 5
 
-# pyHanko warns on every B-T signature without a later document timestamp: expected, not news.
-logging.getLogger("pyhanko.sign.validation.ades").setLevel(logging.ERROR)
+# pyHanko and its validator log every failed check with the certificate subject (a person's
+# name: personal data) and a traceback; the report carries the outcome instead.
+for _noisy in ("pyhanko", "pyhanko_certvalidator"):
+    logging.getLogger(_noisy).setLevel(logging.CRITICAL)
 
 # sub-indication -> (Vietnamese, English) explanation
 _SUB_MESSAGES: dict[str, tuple[str, str]] = {
@@ -369,6 +371,25 @@ async def _long_term_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outco
     return _Outcome(status, sub, result.api_status, result.best_signature_time)
 
 
+async def _missing_revinfo_is_try_later(
+    sig: EmbeddedPdfSignature, reader: PdfFileReader, ctx: _Context, level: str, hard: _Outcome
+) -> _Outcome:
+    """Under hard revocation checking, a chain that only fails for lack of OCSP/CRL answers is
+    INDETERMINATE / TRY_LATER (ETSI EN 319 102-1), not a chain failure."""
+    soft = dataclasses.replace(
+        ctx, revocation="soft", spec=_validation_spec(ctx.roots, "soft", ctx.backend)
+    )
+    if level == "B-B":
+        retry = await _basic_outcome(sig, soft)
+    elif level in ("B-T", "B-LT"):
+        retry = await _with_time_outcome(sig, reader, soft)
+    else:
+        retry = await _long_term_outcome(sig, soft)
+    if retry.status == AdESStatus.PASSED:
+        return _Outcome(AdESStatus.INDETERMINATE, "TRY_LATER", retry.api, retry.poe_time)
+    return hard
+
+
 async def _validate_one(
     sig: EmbeddedPdfSignature, reader: PdfFileReader, ctx: _Context, has_dss: bool
 ) -> SignatureResult:
@@ -383,6 +404,8 @@ async def _validate_one(
             outcome = await _long_term_outcome(sig, ctx)
     except (SignatureValidationError, ValueError, KeyError):
         outcome = _Outcome(AdESStatus.FAILED, AdESFailure.FORMAT_FAILURE.name, None)
+    if ctx.revocation == "hard" and outcome.sub == "CERTIFICATE_CHAIN_GENERAL_FAILURE":
+        outcome = await _missing_revinfo_is_try_later(sig, reader, ctx, level, outcome)
     api = outcome.api
     verdict, sub = _verdict(outcome.status, outcome.sub, api)
     modified = verdict == TOTAL_FAILED and sub == "FORMAT_FAILURE" and _modification_problem(api)

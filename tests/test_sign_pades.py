@@ -302,3 +302,19 @@ def test_batch_reuses_reserved_size(pki):
             sizes.add(len(bytes(field.V.Contents)))
     assert len(sizes) == 1  # same reservation for every document after the first
     assert all(verify_pdf(s, [pki.root_pem()], revocation="off").passed for s in outputs)
+
+
+def test_unreachable_revocation_service_is_try_later_only_when_required(tmp_path):
+    port = _free_port()  # nothing listens there: OCSP and CRL are unreachable
+    lonely = init_dev_pki(tmp_path / "lonely", agency_name=AGENCY, officer_name=OFFICER,
+                          base_url=f"http://127.0.0.1:{port}", passphrase="lonely-pass")
+    with open_signer(SignerSpec(path=str(lonely.agency_p12), passphrase=lonely.passphrase)) as s:
+        signed = s.sign(make_pdf(), field_name="Sig_Agency", box=AGENCY_BOX, lines=AGENCY_LINES)
+    roots = [lonely.root_pem()]
+    hard = verify_pdf(signed, roots, revocation="hard")
+    assert [(x.verdict, x.sub_indication) for x in hard.signatures] == [(INDETERMINATE, "TRY_LATER")]
+    assert "kiểm tra lại sau" in hard.message_vi
+    assert verify_pdf(signed, roots, revocation="soft").passed
+    assert verify_pdf(signed, roots, revocation="off").passed
+    with pytest.raises(ValueError, match="revocation"):
+        verify_pdf(signed, roots, revocation="sometimes")  # type: ignore[arg-type]
