@@ -36,7 +36,6 @@ _DMY_RE = re.compile(r"(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{4})")
 _WORDS_DATE_RE = re.compile(
     r"ng[aàáảãạ]y\s*(\d{1,2})\s*th[aàáảãạ]ng\s*(\d{1,2})\s*n[aăâ][mn]\s*(\d{4})", re.IGNORECASE
 )
-_LOWER_WORDS = frozenset()  # Vietnamese names capitalize every syllable; kept for clarity
 
 
 def nfc(text: str) -> str:
