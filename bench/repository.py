@@ -279,7 +279,7 @@ def bulk_load(repo: Repository, n: int, seed: int, batch: int = 5000) -> Populat
                               "created_at": when})
             versions.append({"id": record_id, "record_id": record_id, "version": 1, "status": "current",
                              "doc_type": doc_type, "pdf_sha256": pdf_sha, "record_sha256": rec_sha,
-                             "manifest_key": manifest_key(uri, 1), "pages": 1, "created_at": when,
+                             "manifest_key": manifest_key(uri, 1, pdf_sha), "pages": 1, "created_at": when,
                              "lock_mode": None, "retain_until": None, "legal_hold": False})
             body = ocr_text(rng, doc_type, name)
             fields += [{"version_id": record_id, "name": "ho_ten", "value": name},

@@ -1,7 +1,8 @@
 """Object-store layout and record URIs (no personal data anywhere in a key).
 
 * content-addressed blobs: ``blobs/sha256/ab/cd/<sha256>`` (same bytes => same key: idempotent)
-* one immutable JSON manifest per record version: ``records/<uri>/v000001.json``
+* one immutable JSON manifest per record version: ``records/<uri>/v000001-<pdf digest prefix>.json``
+  (the digest prefix keeps two concurrent writers of different content from sharing a key)
 * record URI: ``{agency_code}.{doc_type}.{ULID}``; agency codes may themselves contain dots
   (``000.00.12.H29``), so the ULID is the last dot-separated part and the type the one before.
 """
@@ -20,7 +21,8 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _AGENCY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DOC_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-_MANIFEST_RE = re.compile(r"^records/(?P<uri>[^/]+)/v(?P<version>\d{6})\.json$")
+_MANIFEST_RE = re.compile(r"^records/(?P<uri>[^/]+)/v(?P<version>\d{6})-(?P<pdf>[0-9a-f]{16})\.json$")
+MANIFEST_DIGEST_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,20 @@ def sha256_of_blob_key(key: str) -> str | None:
     return digest if _SHA256_RE.match(digest) and blob_key(digest) == key else None
 
 
-def manifest_key(uri: str, version: int) -> str:
+def manifest_key(uri: str, version: int, pdf_sha256: str) -> str:
     parse_record_uri(uri)
     if version < 1:
         raise InvalidRequest("versions start at 1")
-    return f"{MANIFEST_PREFIX}{uri}/v{version:06d}.json"
+    if not _SHA256_RE.match(pdf_sha256):
+        raise InvalidRequest(f"not a lowercase hex SHA-256: {pdf_sha256!r}")
+    return f"{MANIFEST_PREFIX}{uri}/v{version:06d}-{pdf_sha256[:MANIFEST_DIGEST_CHARS]}.json"
 
 
 def parse_manifest_key(key: str) -> tuple[str, int] | None:
+    """(record URI, version) of a manifest key, or ``None`` when it is not one."""
     m = _MANIFEST_RE.match(key)
     return (m["uri"], int(m["version"])) if m else None
+
+
+def validate_doc_type(doc_type: str) -> None:
+    _check_part("doc_type", doc_type, _DOC_TYPE_RE)

@@ -307,7 +307,7 @@ class Repository:
             json.loads(req.record_json)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"record_json is not valid JSON: {exc.__class__.__name__}") from None
-        layout._check_part("doc_type", req.doc_type, layout._DOC_TYPE_RE)  # noqa: SLF001
+        layout.validate_doc_type(req.doc_type)
         if not req.converting_agency_code:
             raise InvalidRequest("converting_agency_code is required")
         if req.pages < 1:
@@ -384,7 +384,7 @@ class Repository:
         """Write the version's manifest. S3 keeps any manifest left by an interrupted attempt as an
         older object version; a store without versioning refuses to overwrite a locked one, and
         then an identical leftover is adopted (with its timestamp) so a retry changes nothing."""
-        key = layout.manifest_key(req.uri, version)
+        key = layout.manifest_key(req.uri, version, pdf_sha)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "uri": req.uri,

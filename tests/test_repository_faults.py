@@ -70,6 +70,10 @@ class TcpRelay:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # stopped while this connection was being set up
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()

@@ -67,8 +67,9 @@ def test_blob_and_manifest_keys():
     assert sha256_of_blob_key(key) == digest
     assert sha256_of_blob_key("blobs/sha256/00/00/" + digest) is None
     uri = "H29.cccd.01J9Z3Q7W8X4N5M6P7Q8R9S0T1"
-    mkey = manifest_key(uri, 3)
-    assert mkey == f"records/{uri}/v000003.json" and parse_manifest_key(mkey) == (uri, 3)
+    mkey = manifest_key(uri, 3, digest)
+    assert mkey == f"records/{uri}/v000003-{digest[:16]}.json" and parse_manifest_key(mkey) == (uri, 3)
+    assert parse_manifest_key(f"records/{uri}/v000003.json") is None
     with pytest.raises(InvalidRequest):
         blob_key("ABC")
 
