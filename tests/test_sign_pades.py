@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pikepdf
 import pytest
+from fontTools.ttLib import TTFont
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
@@ -167,7 +168,11 @@ def test_appearance_top_left_and_top_right_with_embedded_vietnamese_font(officer
                 font = fonts[font_name]
                 assert font.Subtype == "/Type0"  # not a standard-14 font
                 descriptor = font.DescendantFonts[0].FontDescriptor
-                assert "/FontFile2" in descriptor  # embedded TrueType program
+                program = TTFont(io.BytesIO(descriptor.FontFile2.read_bytes()))  # embedded
+                assert program["head"].unitsPerEm == 1000  # /W widths are in glyph space
+                assert {ord(c) for c in "".join(OFFICER_LINES + AGENCY_LINES)} <= set(
+                    program.getBestCmap()
+                )
 
 
 def test_unrenderable_text_and_bad_inputs_are_refused(agency):
