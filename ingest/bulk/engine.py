@@ -70,7 +70,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _init_process() -> None:
+    from ingest.logs import setup_logging
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    setup_logging(os.environ.get("SOHOA_LOG_LEVEL", "WARNING"))
 
 
 def identity_for(settings: Settings) -> UnitIdentity:
