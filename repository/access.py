@@ -9,6 +9,7 @@ their opaque ``owner_key`` only (HMAC of the ID, see :mod:`repository.identity`)
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -338,6 +339,11 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), hash_hex)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def parse_api_key(key: str) -> tuple[str, str] | None:
     """``(key_id, secret)`` of a well-formed key, else ``None``."""
     m = _KEY_RE.match(key or "")
@@ -565,7 +571,7 @@ class AccessStore:
         with self._session("sign in") as s:
             user = s.get(User, name) if isinstance(name, str) and _NAME_RE.match(name) else None
         if user is None:
-            check_password(password, hash_password("x" * MIN_PASSWORD_CHARS, salt=b"\0" * 16))
+            check_password(password, _dummy_hash())  # same cost as a known user: names do not leak
             return None
         if not check_password(password, user.password_hash) or user.disabled_at is not None:
             return None
