@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -436,91 +436,92 @@ class Repository:
         retention: Retention | None,
         indexed: set[str],
     ) -> StoredResult:
-        with self._session("index version") as s, s.begin():
-            owner = self._upsert_owner(s, req.owner_kind, canonical, okey, created_at)
+        """All rows of one version in one transaction (SQL Core: this is the hot write path)."""
+        locked = retention is not None and self.objects.lock_enabled
+        with db_errors("index version"), self.engine.begin() as conn:
+            owner_id = self._owner_id(conn, req.owner_kind, canonical, okey, created_at)
             new_blobs = [
                 {"sha256": sha, "size": len(data), "object_key": layout.blob_key(sha), "media_type": media, "created_at": created_at}
                 for sha, data, media in ((pdf_sha, req.pdf, PDF_MEDIA), (rec_sha, req.record_json, JSON_MEDIA))
                 if sha not in indexed
             ]
             if new_blobs:  # a concurrent writer of the same bytes may have inserted them meanwhile
-                s.execute(_insert_ignoring_duplicates(self.engine.dialect.name, Blob, ["sha256"]), new_blobs)
-            record = s.scalar(select(Record).where(Record.uri == req.uri))
-            if record is None:
-                record = Record(
-                    uri=req.uri,
-                    owner_id=owner.id,
-                    doc_type=req.doc_type,
-                    issuing_agency=req.issuing_agency,
-                    converting_agency_code=req.converting_agency_code,
-                    title=req.title,
-                    created_at=created_at,
-                    updated_at=created_at,
-                    current_version=version,
+                conn.execute(_insert_ignoring_duplicates(self.engine.dialect.name, Blob, ["sha256"]), new_blobs)
+            record_values = {
+                "doc_type": req.doc_type,
+                "issuing_agency": req.issuing_agency,
+                "title": req.title,
+                "updated_at": created_at,
+                "current_version": version,
+            }
+            record_id = conn.scalar(select(Record.id).where(Record.uri == req.uri))
+            if record_id is None:
+                record_id = conn.scalar(
+                    insert(Record)
+                    .values(uri=req.uri, owner_id=owner_id, converting_agency_code=req.converting_agency_code,
+                            created_at=created_at, **record_values)
+                    .returning(Record.id)
                 )
-                s.add(record)
-                s.flush()
             else:
-                s.execute(
+                conn.execute(
                     update(Version)
-                    .where(Version.record_id == record.id, Version.status == STATUS_CURRENT)
+                    .where(Version.record_id == record_id, Version.status == STATUS_CURRENT)
                     .values(status=STATUS_SUPERSEDED)
                 )
-                record.doc_type = req.doc_type
-                record.issuing_agency = req.issuing_agency
-                record.title = req.title
-                record.updated_at = created_at
-                record.current_version = version
-            row = Version(
-                record_id=record.id,
-                version=version,
-                status=STATUS_CURRENT,
-                doc_type=req.doc_type,
-                pdf_sha256=pdf_sha,
-                record_sha256=rec_sha,
-                manifest_key=manifest_key,
-                pages=req.pages,
-                created_at=created_at,
-                lock_mode=retention.mode if retention and self.objects.lock_enabled else None,
-                retain_until=retention.until if retention and self.objects.lock_enabled else None,
-                legal_hold=bool(req.legal_hold and self.objects.lock_enabled),
+                conn.execute(update(Record).where(Record.id == record_id).values(**record_values))
+            version_id = conn.scalar(
+                insert(Version)
+                .values(
+                    record_id=record_id, version=version, status=STATUS_CURRENT, doc_type=req.doc_type,
+                    pdf_sha256=pdf_sha, record_sha256=rec_sha, manifest_key=manifest_key, pages=req.pages,
+                    created_at=created_at, lock_mode=retention.mode if locked else None,
+                    retain_until=retention.until if locked else None,
+                    legal_hold=bool(req.legal_hold and self.objects.lock_enabled),
+                )
+                .returning(Version.id)
             )
-            s.add(row)
-            s.flush()
-            s.add_all(VersionSource(version_id=row.id, position=i, source_sha256=d) for i, d in enumerate(req.source_sha256s))
+            if req.source_sha256s:
+                conn.execute(insert(VersionSource), [
+                    {"version_id": version_id, "position": i, "source_sha256": d} for i, d in enumerate(req.source_sha256s)
+                ])
             texts = req.page_texts or [None] * req.pages
-            s.add_all(Page(version_id=row.id, page_no=i + 1, text=t) for i, t in enumerate(texts))
-            s.add_all(Field(version_id=row.id, name=k[:100], value=v) for k, v in req.fields.items())
-            s.add(SearchDoc(version_id=row.id, record_id=record.id, body=_search_body(req)))
+            conn.execute(insert(Page), [{"version_id": version_id, "page_no": i + 1, "text": t} for i, t in enumerate(texts)])
+            if req.fields:
+                conn.execute(insert(Field), [{"version_id": version_id, "name": k[:100], "value": v} for k, v in req.fields.items()])
+            conn.execute(insert(SearchDoc).values(version_id=version_id, record_id=record_id, body=_search_body(req)))
             if req.dossier_code:
-                self._link_dossier(s, req.dossier_code, req.dossier_role, owner.id, record.id, created_at)
-            s.flush()
-            return _make_result(record, row, okey, len(req.pdf))
+                self._link_dossier(conn, req.dossier_code, req.dossier_role, owner_id, record_id, created_at)
+        return StoredResult(
+            uri=req.uri, version=version, sha256=pdf_sha, size=len(req.pdf), object_key=layout.blob_key(pdf_sha),
+            doc_type=req.doc_type, owner_key=okey, created_at=created_at, status=STATUS_CURRENT,
+            issuing_agency=req.issuing_agency, title=req.title, record_sha256=rec_sha, manifest_key=manifest_key,
+            pages=req.pages, retain_until=retention.until if locked else None,
+            lock_mode=retention.mode if locked else None, legal_hold=bool(req.legal_hold and self.objects.lock_enabled),
+        )
 
-    def _upsert_owner(self, s: Session, kind: str, canonical: str, okey: str, now: datetime) -> Owner:
-        owner = s.scalar(select(Owner).where(Owner.owner_key == okey))
-        if owner is None:
-            owner = Owner(owner_key=okey, kind=kind, id_encrypted=self._cipher.encrypt(canonical, okey), created_at=now)
-            s.add(owner)
-            s.flush()
-        return owner
+    def _owner_id(self, conn: Connection, kind: str, canonical: str, okey: str, now: datetime) -> int:
+        owner_id = conn.scalar(select(Owner.id).where(Owner.owner_key == okey))
+        if owner_id is None:
+            owner_id = conn.scalar(
+                insert(Owner)
+                .values(owner_key=okey, kind=kind, id_encrypted=self._cipher.encrypt(canonical, okey), created_at=now)
+                .returning(Owner.id)
+            )
+        return int(owner_id)
 
     @staticmethod
-    def _link_dossier(s: Session, code: str, role: str, owner_id: int, record_id: int, now: datetime) -> None:
-        dossier = s.scalar(select(Dossier).where(Dossier.code == code))
-        if dossier is None:
-            dossier = Dossier(code=code, owner_id=owner_id, created_at=now)
-            s.add(dossier)
-            s.flush()
-        link = s.get(DossierLink, (dossier.id, record_id))
-        if link is None:
-            seq = (
-                s.scalar(
-                    select(func.max(DossierLink.seq)).where(DossierLink.dossier_id == dossier.id, DossierLink.role == role)
-                )
-                or 0
-            ) + 1
-            s.add(DossierLink(dossier_id=dossier.id, record_id=record_id, role=role, seq=seq))
+    def _link_dossier(conn: Connection, code: str, role: str, owner_id: int, record_id: int, now: datetime) -> None:
+        dossier_id = conn.scalar(select(Dossier.id).where(Dossier.code == code))
+        if dossier_id is None:
+            dossier_id = conn.scalar(insert(Dossier).values(code=code, owner_id=owner_id, created_at=now).returning(Dossier.id))
+        linked = conn.scalar(
+            select(DossierLink.seq).where(DossierLink.dossier_id == dossier_id, DossierLink.record_id == record_id)
+        )
+        if linked is None:
+            last = conn.scalar(
+                select(func.max(DossierLink.seq)).where(DossierLink.dossier_id == dossier_id, DossierLink.role == role)
+            )
+            conn.execute(insert(DossierLink).values(dossier_id=dossier_id, record_id=record_id, role=role, seq=(last or 0) + 1))
 
     # -- read ------------------------------------------------------------------------------------
     def get(self, uri: str, version: int | None = None) -> RetrievedRecord:
