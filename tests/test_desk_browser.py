@@ -7,6 +7,7 @@ received scan, the supervisor's queue and the English pages. Screenshots: test-a
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,13 +39,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _sohoa(env: dict, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run([SOHOA, *args], env=env, input=stdin, capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, f"sohoa {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 class Server:
@@ -80,21 +75,55 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
+def _initialize(home: Path) -> None:
+    """What `sohoa init` and `sohoa users add` do, in this process (no second interpreter start)."""
+    import cli
+    from ingest.pipeline import repository_config
+    from ingest.settings import load_settings
+    from repository import Repository
+    from repository.access import AccessStore
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOHOA_HOME", str(home))
+        cli.init(if_missing=False, force=False, agency_name=None, agency_code=None, officer=None)
+        repo = Repository.open(repository_config(load_settings()))
+        try:
+            access = AccessStore(repo.engine)
+            access.add_user("lan", "officer", "mat-khau-lan-1")
+            access.add_user("hoa", "supervisor", "mat-khau-hoa-1")
+        finally:
+            repo.close()
+
+
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed")
     home = tmp_path_factory.mktemp("desk") / "home"
+    _initialize(home)
     env = dict(os.environ, SOHOA_HOME=str(home), OMP_THREAD_LIMIT="1",
                SOHOA_LOOKUP_BASE_URL="http://127.0.0.1:8000/v1/lookup/")
-    _sohoa(env, "init")
-    _sohoa(env, "users", "add", "lan", "--role", "officer", "--password-stdin", stdin="mat-khau-lan-1\n")
-    _sohoa(env, "users", "add", "hoa", "--role", "supervisor", "--password-stdin", stdin="mat-khau-hoa-1\n")
     server = Server(env, home.parent / "server.log")
     server.start()
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield {"server": server, "env": env, "home": home}
     server.stop()
+
+
+def _stored(home: Path, uri: str):
+    """The stored record's PDF and structured record, and the signature report."""
+    from ingest.pipeline import repository_config, trust_roots
+    from ingest.settings import load_settings
+    from repository import Repository
+    from signing.verify import verify_pdf
+
+    settings = load_settings(home=home)
+    repo = Repository.open(repository_config(settings))
+    try:
+        got = repo.get(uri)
+    finally:
+        repo.close()
+    return got.pdf, got.record_json, verify_pdf(got.pdf, trust_roots(settings))
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +218,17 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
     page.click("button[value='down:0']")
     page.wait_for_selector("#review-form")
     assert page.locator("input[name=page]").evaluate_all("els => els.map(e => e.value)") == ["0:0", "1:0"]
+    page.click("button[value='rotate:1']")
+    page.wait_for_selector("#review-form")
+    assert page.locator("input[name=page]").nth(1).input_value() == "1:90"
+    thumb = page.locator(".thumb img").nth(1)
+    assert int(thumb.get_attribute("width")) > int(thumb.get_attribute("height"))  # now landscape
+    page.click("button[value='delete:1']")
+    page.wait_for_selector("#review-form")
+    assert page.locator(".thumb").count() == 1
+    page.click("button[value='restore']")
+    page.wait_for_selector("#review-form")
+    assert page.locator("input[name=page]").evaluate_all("els => els.map(e => e.value)") == ["0:0", "1:0"]
 
     # ---- a wrong value is flagged and blocks confirming; the officer corrects it
     page.fill("#f-so_dinh_danh", "082323426O76")
@@ -226,12 +266,10 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
                             capture_output=True, text=True).stdout.strip()
         assert qr == "http://127.0.0.1:8000/v1/lookup/" + uri
 
-    # ---- the stored record, fetched back through the CLI and checked
-    out = tmp_path / "record.pdf"
-    record_json = tmp_path / "record.json"
-    _sohoa(desk["env"], "get", uri, "-o", str(out), "--record", str(record_json))
-    import json
-    record = json.loads(record_json.read_text("utf-8"))
+    # ---- the stored record, fetched back from the repository and checked
+    with ThreadPoolExecutor(1) as pool:  # verify_pdf runs asyncio: not on Playwright's loop thread
+        pdf, record_bytes, report = pool.submit(_stored, desk["home"], uri).result()
+    record = json.loads(record_bytes)
     assert record["doc_type"] == "giay_khai_sinh"
     assert record["fields"]["ho_ten"]["value"] == "Trần Thị Thanh Nhung"
     assert record["fields"]["ho_ten"]["confidence"] == 1.0  # confirmed by a person
@@ -239,10 +277,10 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
     assert record["fields"]["so_van_ban"]["value"] == "189/2023/TLKS"
     assert record["dossier_code"] == "HS-2026-0042"
     assert len(record["pages"]) == 2
-    assert OWNER not in record_json.read_text("utf-8")
-    verify = subprocess.run([SOHOA, "verify", str(out)], env=desk["env"], capture_output=True,
-                            text=True, timeout=120)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert OWNER.encode() not in record_bytes
+    assert report.passed and len(report.signatures) == 2, report.message_en
+    out = tmp_path / "record.pdf"
+    out.write_bytes(pdf)
     pages = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Pages:\s+2\n", pages)
 

@@ -104,6 +104,7 @@ class Draft(BaseModel):
     pages: list[PageEdit] = Field(default_factory=list)
     values: dict[str, str] = Field(default_factory=dict)  # field name -> value as typed
     needs_review: bool = False  # low confidence, unknown type or invalid fields
+    record_uri: str | None = None  # chosen before the first confirm attempt: a retry never duplicates
     outcome: Outcome | None = None
 
     @property

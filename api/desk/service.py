@@ -340,6 +340,9 @@ class DeskService:
             doc_type = draft.effective_type
             if doc_type == UNKNOWN or doc_type not in load_catalog():
                 raise DeskError("choose_type")
+            if draft.record_uri is None or f".{doc_type}." not in draft.record_uri:
+                draft.record_uri = self.pipeline.repository.new_record_uri(
+                    self.settings.agency_code, doc_type)
             draft.status = "confirming"
             self.store.save(draft)
         try:
@@ -366,7 +369,8 @@ class DeskService:
                 corrections[row.name] = normalized
         files = [InputFile(n, d) for n, d in self.store.read_uploads(draft)]
         doc = DocumentInput(files=files, owner_id=draft.owner_id, doc_type=doc_type,
-                            field_corrections=corrections, dossier_code=draft.dossier_code)
+                            field_corrections=corrections, dossier_code=draft.dossier_code,
+                            uri=draft.record_uri)
         with self._finalize_lock:  # decoding the scans again is cheap; OCR is not repeated
             result = self.pipeline.finalize(doc, load_pages(files), analysis)
             stored = self.pipeline.repository.get(result.stored.uri, result.stored.version)
