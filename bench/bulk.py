@@ -194,6 +194,7 @@ def _free_port() -> int:
 class KillLoop:
     cycles: int
     kills: int
+    window: tuple[float, float]
     documents: int
     stored: int
     lost: int
@@ -201,8 +202,9 @@ class KillLoop:
     wall_s: float
 
 
-def kill_resume_loop(batch: Batch, root: Path, cycles: int, workers: int, seed: int = 11) -> KillLoop:
-    """Start the run, kill -9 its whole process group after a random 1-8 s, resume, again and
+def kill_resume_loop(batch: Batch, root: Path, cycles: int, workers: int, window: tuple[float, float],
+                     seed: int = 11) -> KillLoop:
+    """Start the run, kill -9 its whole process group after a random time in ``window``, resume, again and
     again; then let it finish and count documents lost and records/versions duplicated, reading
     the index and the object store directly."""
     rng = random.Random(seed)
@@ -215,7 +217,7 @@ def kill_resume_loop(batch: Batch, root: Path, cycles: int, workers: int, seed: 
         proc = subprocess.Popen([SOHOA, *args, "--workers", str(workers), "--plain", "--no-quality-review"]
                                 if not run_id else [SOHOA, *args, "--workers", str(workers), "--plain"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(1.0, 8.0))
+        time.sleep(rng.uniform(*window))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
@@ -226,7 +228,7 @@ def kill_resume_loop(batch: Batch, root: Path, cycles: int, workers: int, seed: 
     subprocess.run([SOHOA, "bulk", "resume", run_id, "--workers", str(workers), "--plain"], env=env,
                    capture_output=True, check=False)
     lost, duplicated, stored = _reconcile(env, run_id, batch.documents)
-    return KillLoop(cycles, kills, batch.documents, stored, lost, duplicated, time.perf_counter() - t0)
+    return KillLoop(cycles, kills, window, batch.documents, stored, lost, duplicated, time.perf_counter() - t0)
 
 
 def _run_id(env: dict[str, str]) -> str | None:
@@ -273,7 +275,8 @@ def render(batch: Batch, measures: list[Measure], loop: KillLoop | None, command
                      f"x{by['sohoa local x2'].pages_per_min / ocr.pages_per_min:.2f} pages/min (target >= 1.3)")
     if loop:
         lines += ["", "## kill -9 / resume loop", "",
-                  f"{loop.cycles} cycles ({loop.kills} kills of the whole process group at a random 1-8 s), then a "
+                  f"{loop.cycles} cycles ({loop.kills} kills of the whole process group after a random "
+                  f"{loop.window[0]:g}-{loop.window[1]:g} s), then a "
                   f"final resume: {loop.documents} documents, {loop.stored} stored, **{loop.lost} lost, "
                   f"{loop.duplicated} duplicated** (index versions + object-store manifests vs ledger), "
                   f"{loop.wall_s:.0f} s in all."]
@@ -286,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {', '.join(CONFIGS)}")
     parser.add_argument("--cycles", type=int, default=20, help="kill -9/resume cycles (0: skip)")
     parser.add_argument("--loop-pages", type=int, default=24, help="pages in the kill/resume batch")
+    parser.add_argument("--kill-window", default="3,15", help="kill after a random number of seconds in MIN,MAX")
     parser.add_argument("--out", type=Path, help="write the Markdown results here")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir, removed)")
     args = parser.parse_args(argv)
@@ -311,7 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         loop = None
         if args.cycles:
             print("bench.bulk: kill -9/resume loop ...", file=sys.stderr, flush=True)
-            loop = kill_resume_loop(make_batch(root / "loop", args.loop_pages, seed=3), root, args.cycles, 2)
+            low, high = (float(x) for x in args.kill_window.split(","))
+            loop = kill_resume_loop(make_batch(root / "loop", args.loop_pages, seed=3), root, args.cycles, 2,
+                                    (low, high))
         text = render(batch, measures, loop, "python -m bench.bulk " + " ".join(argv if argv is not None else sys.argv[1:]))
         print(text)
         if args.out:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from test_bulk import (assert_exactly_once, home_env, ledger_rows, simple_source, start, wait_for)
+from tests.test_bulk import (assert_exactly_once, home_env, ledger_rows, simple_source, start, wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from test_bulk import assert_exactly_once, home_env, ledger_rows, simple_source, start, wait_for, stored_manifests_local
+from tests.test_bulk import (assert_exactly_once, home_env, ledger_rows, simple_source, start,
+                              stored_manifests_local, wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOHOA = str(Path(sys.executable).parent / "sohoa")
