@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import layout
-from .config import RepositoryConfig
+from .config import LOCK_MODES, RepositoryConfig
 from .db import db_errors, make_engine, migrate
 from .errors import (
     IntegrityFailure,
@@ -108,6 +108,7 @@ class StoreRequest:
     dossier_role: str = "result"  # role of this record in ``dossier_code``: component | result
     page_texts: list[str] | None = None  # OCR text per page, when available
     legal_hold: bool = False
+    lock_mode: str | None = None  # GOVERNANCE / COMPLIANCE for this record (default: the config's)
 
 
 @dataclass
@@ -279,7 +280,7 @@ class Repository:
         if existing is not None:
             return existing
         created_at = _utcnow().replace(microsecond=0)
-        retention = self._retention_for(req.retention_years, created_at)
+        retention = self._retention_for(req.retention_years, req.lock_mode, created_at)
 
         _, _, (manifest_key, created_at) = self._all(
             lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold, pdf_sha in indexed),
@@ -319,6 +320,8 @@ class Repository:
                 raise InvalidRequest("source_sha256s must be lowercase hex SHA-256 digests")
         if req.retention_years is not None and not 0 < req.retention_years <= MAX_RETENTION_YEARS:
             raise InvalidRequest(f"retention_years must be in 1..{MAX_RETENTION_YEARS} or None")
+        if req.lock_mode is not None and req.lock_mode not in LOCK_MODES:
+            raise InvalidRequest(f"lock_mode must be one of {LOCK_MODES} or None")
         if req.dossier_code is not None and req.dossier_role not in DOSSIER_ROLES:
             raise InvalidRequest(f"dossier_role must be one of {DOSSIER_ROLES}")
         return canonical
@@ -347,10 +350,10 @@ class Repository:
                 return self._result(s, record, same, okey), last + 1, indexed
             return None, last + 1, indexed
 
-    def _retention_for(self, years: int | None, created_at: datetime) -> Retention | None:
+    def _retention_for(self, years: int | None, mode: str | None, created_at: datetime) -> Retention | None:
         if not years:
             return None
-        return Retention(self.config.lock_mode, _add_years(created_at, years))
+        return Retention(mode or self.config.lock_mode, _add_years(created_at, years))
 
     def _put_blob(
         self, data: bytes, sha: str, media: str, retention: Retention | None, hold: bool, indexed: bool

@@ -475,3 +475,10 @@ def test_governance_lock_can_be_bypassed_explicitly(request, tmp_path):
         env.repo.delete_version(res.uri, 1)
     env.repo.delete_version(res.uri, 1, bypass_governance=True)
     assert env.repo.objects.stat(res.object_key) is None
+    # a per-record COMPLIANCE lock overrides the bucket's GOVERNANCE default: no bypass possible
+    strict = env.repo.store(make_request(retention_years=1, lock_mode="COMPLIANCE"))
+    assert env.repo.objects.stat(strict.object_key).retention.mode == "COMPLIANCE"
+    with pytest.raises(ObjectLocked):
+        env.repo.delete_version(strict.uri, 1, bypass_governance=True)
+    with pytest.raises(InvalidRequest):
+        env.repo.store(make_request(retention_years=1, lock_mode="FOREVER"))
