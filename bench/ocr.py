@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="keep generated pages in this directory")
     args = parser.parse_args(argv)
 
+    import cv2
+
+    cv2.setNumThreads(1)  # one thread per page, like Tesseract with OMP_THREAD_LIMIT=1
     engines = [e for e in args.engines.split(",") if e]
     unknown = set(engines) - set(ENGINES)
     if unknown:

@@ -10,7 +10,8 @@ Steps (each switchable in :class:`PreprocessOptions`, each timed in ``CleanPage.
 4. ``deskew``      - projection-profile search on ink pixel coordinates (+-15 deg).
 5. ``illumination``- divide by an estimated paper background (shadows, uneven light, fading).
 6. ``denoise``     - median filter, only when the paper shows speckle noise.
-7. ``binarize``    - Otsu on the normalized image (OCR image only).
+7. ``binarize``    - Otsu on the normalized image (OCR image only; off by default: Tesseract
+   binarizes for layout itself and its LSTM recognizes the gray line images more accurately).
 
 Geometry (warp, crop, rotation, deskew) is applied to the archive image, which keeps its colour
 and tone (red seals stay red) and is what the PDF shows. The OCR image is pixel-aligned with it,
@@ -33,6 +34,7 @@ from ocr import quality as quality_gate
 from ocr.types import CleanPage, SourcePage
 
 WORK_DPI = 150.0
+COLOURED_CHROMA = 70  # max-min channel spread above which a pixel is coloured ink (seal, signature)
 A4_LONG_SIDE_INCH = 297 / 25.4
 
 T = TypeVar("T")
@@ -46,7 +48,7 @@ class PreprocessOptions:
     deskew: bool = True
     illumination: bool = True
     denoise: bool = True
-    binarize: bool = True
+    binarize: bool = False  # Tesseract's LSTM reads gray line images better (see docs/benchmarks-ocr.md)
     drop_colour_ink: bool = True  # lighten red/blue ink (seals, signatures) in the OCR image
     quality: bool = True
     max_skew_deg: float = 15.0
@@ -144,13 +146,12 @@ def _to_gray(image: np.ndarray) -> np.ndarray:
 
 def _work_copy(image: np.ndarray, dpi: float) -> tuple[np.ndarray, float]:
     """Gray copy at about WORK_DPI and the factor work px per image px."""
-    gray = _to_gray(image)
     factor = min(WORK_DPI / dpi, 1.0)
     if factor < 0.95:
-        gray = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
     else:
         factor = 1.0
-    return gray, factor
+    return _to_gray(image), factor
 
 
 # --------------------------------------------------------------------------- perspective / crop
@@ -197,11 +198,37 @@ def _order_corners(points: np.ndarray) -> np.ndarray:
 
 def _warp(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
     tl, tr, br, bl = corners
-    width = int(round(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))))
-    height = int(round(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))))
+    width = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
+    height = max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))
+    ratio = _rectangle_aspect(corners, image.shape[1] / 2.0, image.shape[0] / 2.0) or width / height
+    for paper in (210 / 297, 297 / 210):  # A4 is what Vietnamese offices print on
+        if abs(ratio / paper - 1.0) < 0.06:
+            ratio = paper
+    height = width / ratio
+    width, height = int(round(width)), int(round(height))
     target = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(corners, target)
     return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _rectangle_aspect(corners: np.ndarray, cx: float, cy: float) -> float | None:
+    """Width/height of the real rectangle seen as ``corners`` (Zhang & He 2007, whiteboard
+    rectification), assuming a pinhole camera with its principal point at the image centre."""
+    tl, tr, br, bl = (np.array([p[0] - cx, p[1] - cy, 1.0]) for p in corners)
+    m1, m2, m3, m4 = tl, tr, bl, br
+    k2 = np.dot(np.cross(m1, m4), m3) / np.dot(np.cross(m2, m4), m3)
+    k3 = np.dot(np.cross(m1, m4), m2) / np.dot(np.cross(m3, m4), m2)
+    n2, n3 = k2 * m2 - m1, k3 * m3 - m1
+    if not (np.isfinite(k2) and np.isfinite(k3)):
+        return None
+    if abs(n2[2]) > 1e-9 and abs(n3[2]) > 1e-9:
+        f2 = -(n2[0] * n3[0] + n2[1] * n3[1]) / (n2[2] * n3[2])
+        if f2 > 0:
+            num = (n2[0] ** 2 + n2[1] ** 2) / f2 + n2[2] ** 2
+            den = (n3[0] ** 2 + n3[1] ** 2) / f2 + n3[2] ** 2
+            return float(math.sqrt(num / den)) if den > 0 else None
+    den = n3[0] ** 2 + n3[1] ** 2
+    return float(math.sqrt((n2[0] ** 2 + n2[1] ** 2) / den)) if den > 0 else None
 
 
 def crop_dark_borders(image: np.ndarray, dpi: float) -> np.ndarray:
@@ -380,13 +407,21 @@ def ocr_gray(image: np.ndarray, drop_colour_ink: bool = True) -> np.ndarray:
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if not drop_colour_ink:
         return gray
-    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-    saturation, value = hsv[:, :, 1], hsv[:, :, 2]
-    # chroma = S * V / 255 > 70: clearly coloured ink, not gray text or tinted paper
-    chroma = cv2.multiply(saturation, value, scale=1.0 / 255)
-    _, coloured = cv2.threshold(chroma, 70, 255, cv2.THRESH_BINARY)
-    cv2.copyTo(value, coloured, gray)
+    step = max(1, min(image.shape[:2]) // 400)
+    if not (_chroma(image[::step, ::step]) > COLOURED_CHROMA).any():
+        return gray  # no coloured ink at all: skip the full-size pass
+    chroma, lightest = _chroma(image, with_max=True)
+    _, coloured = cv2.threshold(chroma, COLOURED_CHROMA, 255, cv2.THRESH_BINARY)
+    cv2.copyTo(lightest, coloured, gray)
     return gray
+
+
+def _chroma(image: np.ndarray, with_max: bool = False):
+    """max(B,G,R) - min(B,G,R) per pixel (and the max channel when asked)."""
+    b, g, r = cv2.split(image)
+    high = cv2.max(cv2.max(b, g), r)
+    chroma = cv2.subtract(high, cv2.min(cv2.min(b, g), r))
+    return (chroma, high) if with_max else chroma
 
 
 def normalize_illumination(gray: np.ndarray, dpi: float) -> np.ndarray:

@@ -95,13 +95,7 @@ def _phone_photo(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple
     frame_h = int(ph / rng.uniform(0.75, 0.88))
     frame_w = int(frame_h * 0.75)
     background = _table_texture(rng, frame_h, frame_w)
-    cx, cy = frame_w / 2 + rng.uniform(-0.03, 0.03) * frame_w, frame_h / 2 + rng.uniform(-0.03, 0.03) * frame_h
-    scale = min(0.92 * frame_h / ph, 0.92 * frame_w / pw)
-    half_w, half_h = pw * scale / 2, ph * scale / 2
-    jitter = 0.06 * min(half_w, half_h) * 2
-    target = np.array([[cx - half_w, cy - half_h], [cx + half_w, cy - half_h],
-                       [cx + half_w, cy + half_h], [cx - half_w, cy + half_h]], dtype=np.float32)
-    target += rng.uniform(-jitter, jitter, size=(4, 2)).astype(np.float32)
+    target = _camera_view(rng, pw, ph, frame_w, frame_h, coverage=0.9)
     source = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(source, target)
     warped = cv2.warpPerspective(page, matrix, (frame_w, frame_h), flags=cv2.INTER_LINEAR,
@@ -115,7 +109,8 @@ def _phone_photo(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple
     out = np.clip(photo, 0, 255).astype(np.uint8)
     out = blur(out, 0.8)
     out = add_noise(out, rng, 5.0)
-    effective_dpi = int(round(200.0 * np.linalg.norm(target[1] - target[0]) / pw))
+    # pixels per inch of the sheet on average over its (foreshortened) surface
+    effective_dpi = int(round(200.0 * math.sqrt(cv2.contourArea(target) / (pw * ph))))
     return jpeg(out, 80), effective_dpi
 
 
@@ -184,6 +179,25 @@ def tint_paper(image: np.ndarray, paper_bgr: tuple[int, int, int]) -> np.ndarray
         level = float(np.mean(paper_bgr)) / 255.0
         return (image.astype(np.float32) * level).astype(np.uint8)
     return (image.astype(np.float32) * (np.array(paper_bgr, np.float32) / 255.0)).astype(np.uint8)
+
+
+def _camera_view(rng: np.random.Generator, pw: int, ph: int, frame_w: int, frame_h: int,
+                 coverage: float) -> np.ndarray:
+    """Image corners of a ``pw`` x ``ph`` sheet seen by a pinhole camera tilted up to 15 deg."""
+    rx, ry, rz = (math.radians(v) for v in (rng.uniform(-15, 15), rng.uniform(-12, 12), rng.uniform(-4, 4)))
+    rot_x = np.array([[1, 0, 0], [0, math.cos(rx), -math.sin(rx)], [0, math.sin(rx), math.cos(rx)]])
+    rot_y = np.array([[math.cos(ry), 0, math.sin(ry)], [0, 1, 0], [-math.sin(ry), 0, math.cos(ry)]])
+    rot_z = np.array([[math.cos(rz), -math.sin(rz), 0], [math.sin(rz), math.cos(rz), 0], [0, 0, 1]])
+    corners = np.array([[-pw / 2, -ph / 2, 0], [pw / 2, -ph / 2, 0], [pw / 2, ph / 2, 0], [-pw / 2, ph / 2, 0]])
+    focal = 1.1 * max(frame_w, frame_h)  # ~ a phone's 26 mm-equivalent lens
+    camera = corners @ (rot_z @ rot_y @ rot_x).T + np.array([0.0, 0.0, focal * max(pw, ph) / frame_h])
+    projected = focal * camera[:, :2] / camera[:, 2:3]
+    # fit the projected sheet inside the frame at the wanted coverage, slightly off-centre
+    span = projected.max(axis=0) - projected.min(axis=0)
+    scale = coverage * min(frame_w / span[0], frame_h / span[1])
+    projected = (projected - projected.mean(axis=0)) * scale
+    shift = np.array([frame_w / 2, frame_h / 2]) + rng.uniform(-0.02, 0.02, size=2) * np.array([frame_w, frame_h])
+    return (projected + shift).astype(np.float32)
 
 
 def _table_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
