@@ -161,8 +161,8 @@ def report(rows: list[Row], command: str, quality: int) -> str:
         "# Size benchmark: sohoa data message vs OCRmyPDF (PDF/A)",
         "",
         f"Command: `{command}`  ",
-        f"JPEG quality {quality}; generated inputs are JPEG q95 at their scan dpi; bytes include",
-        "sohoa's mark, QR, text layer, embedded record and sRGB profile (about 10 KB per file).",
+        f"JPEG quality {quality}; generated inputs are JPEG q95 at their scan dpi; sohoa's bytes",
+        "include the mark, QR, text layer, signature band, embedded record and sRGB profile.",
         "",
         "| input | pages | input KB | sohoa KB/page | OCRmyPDF KB/page | sohoa/OCRmyPDF | encoding |"
         " PSNR dB | PDF/A ok | build s |",
