@@ -159,6 +159,14 @@ class _CachedAttributesMixin:
 
     _signing_cert_attr: cms.CMSAttribute | None = None
 
+    @property
+    def _signer_info_parts(self) -> dict[str, tuple[cms.SignerIdentifier, algos.DigestAlgorithm,
+                                                      algos.SignedDigestAlgorithm]]:
+        cache = self.__dict__.get("_signer_info_cache")
+        if cache is None:
+            cache = self.__dict__["_signer_info_cache"] = {}
+        return cache
+
     def _signed_attr_provider_spec(self, *args: object, **kwargs: object):  # pyHanko internal hook
         inner = super()._signed_attr_provider_spec(*args, **kwargs)  # type: ignore[misc]
         if self.signed_attr_prov_spec is not None:  # type: ignore[attr-defined]
@@ -168,6 +176,33 @@ class _CachedAttributesMixin:
             built = cms.CMSAttribute({"type": "signing_certificate_v2", "values": [value]})
             self._signing_cert_attr = cms.CMSAttribute.load(built.dump())
         return _CachedSigningCertificateSpec(inner, self._signing_cert_attr)
+
+    def signer_info(
+        self, digest_algorithm: str, signed_attrs: cms.CMSAttributes, signature: bytes
+    ) -> cms.SignerInfo:
+        """Same SignerInfo as pyHanko's, assembled from parts parsed once (asn1crypto builds
+        the issuer name and PSS parameters from Python values very slowly)."""
+        if digest_algorithm == "shake256":
+            return super().signer_info(digest_algorithm, signed_attrs, signature)  # type: ignore[misc]
+        parts = self._signer_info_parts.get(digest_algorithm)
+        if parts is None:
+            template = super().signer_info(digest_algorithm, signed_attrs, signature)  # type: ignore[misc]
+            parts = tuple(
+                type(template[key]).load(template[key].dump())
+                for key in ("sid", "digest_algorithm", "signature_algorithm")
+            )
+            self._signer_info_parts[digest_algorithm] = parts
+        sid, digest_obj, mechanism = parts
+        return cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": sid,
+                "digest_algorithm": digest_obj,
+                "signature_algorithm": mechanism,
+                "signed_attrs": signed_attrs,
+                "signature": signature,
+            }
+        )
 
 
 class RemoteSigner(_CachedAttributesMixin, signers.Signer):
