@@ -113,3 +113,24 @@ def test_encrypted_file_is_refused(message):
 def test_garbage_is_refused():
     report = check_pdfa(b"%PDF-1.7\nnot really")
     assert not report.ok and report.problems
+
+
+def test_cli_check_pdfa(message, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    good = tmp_path / "good.pdf"
+    good.write_bytes(message.pdf)
+    result = CliRunner().invoke(app, ["check-pdfa", str(good), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["part"] == 3
+    bad = tmp_path / "bad.pdf"
+    buf = io.BytesIO()
+    Canvas(buf).save()
+    bad.write_bytes(buf.getvalue())
+    result = CliRunner().invoke(app, ["check-pdfa", str(bad)])
+    assert result.exit_code == 1
+    assert CliRunner().invoke(app, ["check-pdfa", str(tmp_path / "missing.pdf")]).exit_code == 3
