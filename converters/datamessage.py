@@ -54,12 +54,12 @@ class ConversionOptions:
     wording: MarkWording = field(default_factory=MarkWording)
     image_quality: int = 85  # JPEG quality for gray/colour pages
     lossless: bool = False  # PNG/Flate instead of JPEG for gray/colour pages
-    font_path: str | None = None  # TrueType font for the mark and the text layer
-    bold_font_path: str | None = None
+    font_path: str | None = None  # TrueType font of the mark (must cover Vietnamese); default
+    bold_font_path: str | None = None  # DejaVu Serif. The invisible text uses a glyphless font.
     text_layer: bool = True
     signature_band: bool = True  # reserve officer/agency signature boxes above page 1
     embed_record: bool = True  # PDF/A-3b with record.json; False -> PDF/A-2b, nothing embedded
-    producer: str = "sohoa"
+    producer: str = "sohoa"  # xmp:CreatorTool when record.conversion.system_name is empty
 
 
 @dataclass

@@ -19,7 +19,11 @@ DEFAULT_STATEMENT = "Văn bản này được chuyển đổi từ văn bản gi
 
 @dataclass(frozen=True)
 class MarkWording:
-    """Labels of the conversion mark (data -> paper wording lives in :class:`PaperWording`)."""
+    """Labels of the conversion mark (data -> paper wording lives in :class:`PaperWording`).
+
+    The statement printed is ``record.conversion.statement`` (the record is authoritative);
+    ``statement`` here is the default callers put there.
+    """
 
     statement: str = DEFAULT_STATEMENT
     time_label: str = "Thời gian chuyển đổi"
