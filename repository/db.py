@@ -58,11 +58,14 @@ def alembic_config() -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the index schema to the newest revision (safe to call on every open)."""
+    """Bring the index schema to the newest revision of every branch (safe on every open).
+
+    Several packages add revisions to this history (the index here, access control and audit in
+    ``repository.access``/``repository.audit``); ``heads`` applies all branches."""
     cfg = alembic_config()
     with db_errors("migrate"), engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 @contextmanager

@@ -3,12 +3,13 @@
 SQLite uses the FTS5 table ``search_fts`` (external content = ``search_docs``); PostgreSQL the
 generated ``tsvector`` column ``search_docs.tsv`` with a GIN index (``'simple'`` configuration:
 no stemming, the text is folded in Python). Every query token must match; the last one also
-matches as a prefix, so a search box can query while the user types.
+matches as a prefix, so a search box can query while the user types. Newest versions first.
 """
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, String, column, func, literal, literal_column, select, table, text
-from sqlalchemy.sql import Select
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, FromClause, String, column, func, literal, table, text
 
 from .errors import InvalidRequest
 from .folding import fold_tokens
@@ -34,26 +35,39 @@ def tsquery(tokens: list[str]) -> str:
     return " & ".join(tokens[:-1] + [f"{tokens[-1]}:*"])
 
 
-def matching_version_ids(dialect: str, tokens: list[str]) -> tuple[Select, ColumnElement]:
-    """A SELECT of (version_id, rank) for documents matching ``tokens`` and its rank column
-    (lower rank = better)."""
+@dataclass(frozen=True)
+class FullText:
+    """How to join the full-text index to ``versions`` and filter/order by it."""
+
+    table: FromClause
+    on: ColumnElement[bool]  # join condition with versions.id
+    match: ColumnElement[bool]
+    newest_first: ColumnElement  # ORDER BY that the index can stream (stops after LIMIT rows)
+
+
+def fulltext(dialect: str, tokens: list[str], version_id: ColumnElement) -> FullText:
+    """Full-text match of ``tokens``, newest version first.
+
+    Results are ordered by recency, not by a relevance score: ordering by the index's row id lets
+    SQLite's FTS5 walk its doclists backwards and stop after LIMIT rows, and lets PostgreSQL pick
+    between the GIN index and a backwards primary-key scan, so common words ("nguyen", "van")
+    stay fast at 100,000+ records. Every word must match, so more words narrow the result.
+    """
     if dialect == "sqlite":
-        fts = table("search_fts", column("rowid"), column("rank"))
-        rank = literal_column("search_fts.rank")
-        stmt = (
-            select(literal_column("search_fts.rowid").label("version_id"), rank.label("rank"))
-            .select_from(fts)
-            .where(text("search_fts MATCH :match").bindparams(match=fts5_match(tokens)))
+        fts = table("search_fts", column("rowid"))
+        return FullText(
+            table=fts,
+            on=fts.c.rowid == version_id,
+            match=text("search_fts MATCH :fts_match").bindparams(fts_match=fts5_match(tokens)),
+            newest_first=fts.c.rowid.desc(),
         )
-        return stmt, rank
     if dialect == "postgresql":
         docs = table("search_docs", column("version_id"), column("tsv"))
         tsq = func.to_tsquery(literal("simple", String), tsquery(tokens))
-        rank = -func.ts_rank(docs.c.tsv, tsq)
-        stmt = (
-            select(docs.c.version_id.label("version_id"), rank.label("rank"))
-            .select_from(docs)
-            .where(docs.c.tsv.op("@@")(tsq))
+        return FullText(
+            table=docs,
+            on=docs.c.version_id == version_id,
+            match=docs.c.tsv.op("@@")(tsq),
+            newest_first=docs.c.version_id.desc(),
         )
-        return stmt, rank
     raise InvalidRequest(f"full-text search is not supported on {dialect}")

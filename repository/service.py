@@ -51,7 +51,7 @@ from .models import (
     VersionSource,
 )
 from .objectstore import ObjectInfo, ObjectStore, Retention, open_object_store
-from .search import matching_version_ids, query_tokens
+from .search import fulltext, query_tokens
 
 __all__ = [
     "FixityReport",
@@ -142,7 +142,7 @@ class RetrievedRecord:
 @dataclass
 class SearchHit:
     result: StoredResult
-    rank: float
+    rank: int  # 0 = first; hits come newest first (see repository.search)
 
 
 @dataclass
@@ -645,24 +645,23 @@ class Repository:
         limit: int = 20,
     ) -> list[SearchHit]:
         """Full-text search over current versions' OCR text, title and fields, insensitive to
-        case and Vietnamese diacritics ("nguyen van an" finds "Nguyễn Văn An")."""
+        case and Vietnamese diacritics ("nguyen van an" finds "Nguyễn Văn An"). Every word must
+        match (the last one as a prefix); newest records first."""
         tokens = query_tokens(query)
         okey = self._resolve_owner_key(owner_id, owner_key)
         with self._session("search") as s:
             q = self._filtered(s, okey, doc_type, issuing_agency, date_from, date_to)
             if q is None:
                 return []
-            matches, _rank = matching_version_ids(self.engine.dialect.name, tokens)
-            m = matches.subquery("m")
+            ft = fulltext(self.engine.dialect.name, tokens, Version.id)
             q = (
-                q.add_columns(m.c.rank)
-                .join(m, m.c.version_id == Version.id)
-                .where(Version.status == STATUS_CURRENT)
-                .order_by(m.c.rank, Record.updated_at.desc())
+                q.join(ft.table, ft.on)
+                .where(ft.match, Version.status == STATUS_CURRENT)
+                .order_by(ft.newest_first)
                 .limit(limit)
             )
             rows = s.execute(q).all()
-            return [SearchHit(result=self._result_from_row(r), rank=float(r[-1])) for r in rows]
+            return [SearchHit(result=self._result_from_row(r), rank=i) for i, r in enumerate(rows)]
 
     def _resolve_owner_key(self, owner_id: str | None, owner_key: str | None) -> str | None:
         if owner_id is not None and owner_key is not None:
