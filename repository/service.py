@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
