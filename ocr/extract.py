@@ -244,12 +244,19 @@ def extract_name(lines: Sequence[Line]) -> FieldValue | None:
     return None
 
 
+_LOOKALIKE_DMY = re.compile(r"[\dOoIl|!SBGZ]{1,2}\s*[/.\-]\s*[\dOoIl|!SBGZ]{1,2}\s*[/.\-]\s*[\dOoIl|!SBGZ]{4}")
+
+
 def _date_value(hit: _Hit) -> tuple[_Hit, date | None]:
     text = hit.line.text
     m = re.search(r"\d{1,2}\s*[/.\-]\s*\d{1,2}\s*[/.\-]\s*\d{4}", text[hit.start:hit.end])
     if m:
         span = _Hit(hit.line, hit.start + m.start(), hit.start + m.end(), hit.fallback)
         return span, parse_vn_date(span.raw)
+    m = _LOOKALIKE_DMY.search(text[hit.start:hit.end])
+    if m:  # "07/09/196G": digits misread as letters; mapped back, confidence lowered
+        span = _Hit(hit.line, hit.start + m.start(), hit.start + m.end(), fallback=True)
+        return span, parse_vn_date(span.raw.translate(_DIGIT_LOOKALIKES))
     m = re.search(r"ng\w{1,3}\s*\d{1,2}\s*th\w{1,4}\s*\d{1,2}\s*n\w{1,2}\s*\d{4}", hit.line.folded[hit.start:hit.end])
     if m:
         span = _Hit(hit.line, hit.start + m.start(), hit.start + m.end(), hit.fallback)
@@ -448,26 +455,34 @@ def _is_motto(folded_upper: str) -> bool:
 
 
 def extract_agency(lines: Sequence[Line]) -> FieldValue | None:
-    """The issuing agency: the last agency line of the top-left block, above "Số:"."""
+    """The issuing agency: the last agency line of the top-left block, above "Số:".
+
+    With word boxes the header is walked top to bottom (Tesseract may read the right column
+    first) and only the part of each line left of the motto is considered; the walk stops at the
+    number line, or at a title or date line when there is no number.
+    """
     header = _header_lines(lines)
-    number = _number_line(header)
-    stop = header.index(number[0]) if number else len(header)
-    titles = _title_keys()
-    for i, line in enumerate(header[:stop]):  # without a number line, stop at the title/date line
-        key = _key(line.text)
-        if _DATE_LINE.search(line.folded) or any(fuzz.ratio(key, t) >= 85 for t in titles):
-            stop = i
-            break
-    candidates: list[_Hit] = []
+    if header and header[0].words:
+        header = sorted(header, key=lambda ln: ln.top_fraction or 0.0)
     split = _column_split(header)
-    for line in header[:stop]:
+    number = _number_line(header)
+    titles = _title_keys()
+    candidates: list[_Hit] = []
+    for line in header:
+        if number is not None and line is number[0]:
+            break
         part = _left_part(line, split)
         raw = line.text[part.start:part.end]
         if not line.words:  # plain text: drop the motto read on the same line
             raw = _cut_motto(raw)
             part = _Hit(line, 0, len(raw))
+        if not raw.strip():
+            continue
+        folded = fold_aligned(raw)
+        if _DATE_LINE.search(folded) or any(fuzz.ratio(_key(raw), t) >= 85 for t in titles):
+            break
         letters = [c for c in raw if c.isalpha()]
-        if len(letters) < 3 or _is_motto(fold_aligned(raw).upper()):
+        if len(letters) < 3 or _is_motto(folded.upper()):
             continue
         if sum(c.isupper() for c in letters) / len(letters) < 0.7:
             continue

@@ -9,6 +9,8 @@ import re
 import unicodedata
 from datetime import date
 
+from rapidfuzz.distance import Levenshtein
+
 # Province codes of the personal ID number (Circular 07/2016/TT-BCA; the 63 provinces before the
 # 2025 mergers, which stay valid for numbers already issued).
 PROVINCES: dict[str, str] = {
@@ -215,9 +217,17 @@ def normalize_agency(raw: str) -> str:
 
 
 def correct_family_name(name: str) -> str:
-    """Fix OCR diacritics of a (properly capitalized) name's family name ("Đồ Minh Hà" -> "Đỗ ...")."""
+    """Fix an OCR-damaged family name from the closed list of family names.
+
+    Same letters, wrong diacritics: "Đồ Minh Hà" -> "Đỗ Minh Hà". One wrong letter in a name of
+    4+ letters, when exactly one family name is that close: "Prinh Thị Nga" -> "Trịnh Thị Nga".
+    """
     words = name.split()
     if not words or words[0] in FAMILY_NAMES:
         return name
-    fixed = _FAMILY_BY_FOLD.get(strip_diacritics(words[0]).upper())
+    folded = strip_diacritics(words[0]).upper()
+    fixed = _FAMILY_BY_FOLD.get(folded)
+    if fixed is None and len(folded) >= 4:
+        close = {n for f, n in _FAMILY_BY_FOLD.items() if len(f) == len(folded) and Levenshtein.distance(f, folded) == 1}
+        fixed = close.pop() if len(close) == 1 else None
     return " ".join([fixed, *words[1:]]) if fixed else name

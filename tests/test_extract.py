@@ -82,6 +82,31 @@ def test_column_split_follows_the_motto_on_an_offset_photo() -> None:
     assert fields["so_van_ban"].value == "77/ĐKKD"
 
 
+def test_right_column_read_first_still_finds_the_agency() -> None:
+    """Tesseract may emit the motto block (with the date line) before the agency block."""
+    words = (
+        _words_line(_spaced("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 1200), 240, 0)
+        + _words_line(_spaced("Độc lập - Tự do - Hạnh phúc", 1350), 300, 1)
+        + _words_line(_spaced("Châu Thành, ngày 14 tháng 02 năm 2018", 1250), 380, 2)
+        + _words_line(_spaced("UBND TỈNH ĐẮK LẮK", 320), 240, 3)
+        + _words_line(_spaced("UBND HUYỆN CHÂU THÀNH", 300), 300, 4)
+        + _words_line(_spaced("Số: 1314/2018/QĐ-UBND", 330), 380, 5)
+    )
+    page = PageText(index=0, width=A4_300[0], height=A4_300[1], dpi=300, words=words)
+    fields = extract_fields("quyet_dinh", [page])
+    assert fields["co_quan_ban_hanh"].value == "UBND HUYỆN CHÂU THÀNH"
+    assert fields["ngay_ban_hanh"].value == "2018-02-14"
+
+
+def test_digit_lookalikes_in_dates_and_damaged_family_names() -> None:
+    text = "Họ và tên: PRINH THỊ NGA\nNgày sinh: 07/09/196G\nSố CCCD: 001166012345"
+    fields = extract_fields("xac_nhan_cu_tru", [_text_page(text)])
+    assert fields["ho_ten"].value == "Trịnh Thị Nga"
+    birth = fields["ngay_sinh"]
+    assert birth.value == "1966-09-07" and birth.valid and birth.confidence < 0.8
+    assert fields["so_dinh_danh"].valid
+
+
 def test_tesseract_eth_is_read_as_vietnamese_d() -> None:
     text = "UBND XÃ AN BÌNH\nSố: 15/2024/QÐĐ-UBND\nAn Bình, ngày 01 tháng 02 năm 2024\nQUYẾT ĐỊNH"
     assert extract_fields("quyet_dinh", [_text_page(text)])["so_van_ban"].value == "15/2024/QĐ-UBND"
