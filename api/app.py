@@ -24,7 +24,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
-from ingest.pipeline import repository_config
 from ingest.settings import Settings
 from repository import Repository
 from repository.access import AccessStore
@@ -77,6 +76,7 @@ class Services:
         if self._repository is None:
             with self._lock:
                 if self._repository is None:
+                    from ingest.pipeline import repository_config  # the OCR stack: import only when used
                     self._repository = Repository.open(repository_config(self.settings))
         return self._repository
 

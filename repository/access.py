@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
 from .db import db_errors
 from .errors import InvalidRequest, RecordNotFound
@@ -410,6 +410,15 @@ def _job_info(j: Job) -> JobInfo:
                    result_sha256=j.result_sha256, error_code=j.error_code, error_message=j.error_message)
 
 
+def _facts(record: Record, ver: Version, okey: str, size: int, pdf_key: str, record_key: str) -> RecordFacts:
+    return RecordFacts(uri=record.uri, version=ver.version, current_version=record.current_version, owner_key=okey,
+                       converting_agency_code=record.converting_agency_code, doc_type=ver.doc_type,
+                       title=record.title, issuing_agency=record.issuing_agency, pdf_sha256=ver.pdf_sha256,
+                       pdf_key=pdf_key, pdf_size=int(size), record_sha256=ver.record_sha256, record_key=record_key,
+                       pages=ver.pages, status=ver.status, created_at=aware(ver.created_at),
+                       updated_at=aware(record.updated_at))
+
+
 # ---- the store -------------------------------------------------------------------------------
 class AccessStore:
     """Clients, users, grants, authorizations and jobs in the repository's SQL index.
@@ -707,26 +716,21 @@ class AccessStore:
 
     # -- records, as seen by access control -------------------------------------------------------
     def record_facts(self, uri: str, version: int | None = None) -> RecordFacts | None:
-        """One version (default: the newest not deleted) of a record, or ``None``."""
-        q = (select(Record, Version, Owner.owner_key, Blob.size, Blob.object_key)
+        """One version (default: the newest not deleted) of a record, or ``None`` (one query)."""
+        pdf_blob, record_blob = aliased(Blob), aliased(Blob)
+        q = (select(Record, Version, Owner.owner_key, pdf_blob.size, pdf_blob.object_key, record_blob.object_key)
              .join(Version, Version.record_id == Record.id)
              .join(Owner, Owner.id == Record.owner_id)
-             .join(Blob, Blob.sha256 == Version.pdf_sha256)
+             .join(pdf_blob, pdf_blob.sha256 == Version.pdf_sha256)
+             .join(record_blob, record_blob.sha256 == Version.record_sha256)
              .where(Record.uri == uri, Version.status != "deleted"))
         q = q.where(Version.version == version) if version is not None else q.order_by(Version.version.desc())
         with self._session("read record") as s:
             row = s.execute(q.limit(1)).first()
-            if row is None:
-                return None
-            record, ver, okey, size, pdf_key = row
-            record_key = s.scalar(select(Blob.object_key).where(Blob.sha256 == ver.record_sha256)) or ""
-        return RecordFacts(uri=record.uri, version=ver.version, current_version=record.current_version,
-                           owner_key=okey, converting_agency_code=record.converting_agency_code,
-                           doc_type=ver.doc_type, title=record.title, issuing_agency=record.issuing_agency,
-                           pdf_sha256=ver.pdf_sha256, pdf_key=pdf_key, pdf_size=int(size),
-                           record_sha256=ver.record_sha256, record_key=record_key, pages=ver.pages,
-                           status=ver.status, created_at=aware(ver.created_at),
-                           updated_at=aware(record.updated_at))
+        if row is None:
+            return None
+        record, ver, okey, size, pdf_key, record_key = row
+        return _facts(record, ver, okey, size, pdf_key, record_key)
 
     def record_versions(self, uri: str) -> list[RecordFacts]:
         facts = self.record_facts(uri)
@@ -761,13 +765,7 @@ class AccessStore:
         q = q.order_by(Record.updated_at.desc(), Record.id.desc()).limit(limit).offset(offset)
         with self._session("list records") as s:
             rows = s.execute(q).all()
-        return [RecordFacts(uri=r.uri, version=v.version, current_version=r.current_version, owner_key=okey,
-                            converting_agency_code=r.converting_agency_code, doc_type=v.doc_type,
-                            title=r.title, issuing_agency=r.issuing_agency, pdf_sha256=v.pdf_sha256,
-                            pdf_key=key, pdf_size=int(size), record_sha256=v.record_sha256, record_key="",
-                            pages=v.pages, status=v.status, created_at=aware(v.created_at),
-                            updated_at=aware(r.updated_at))
-                for r, v, okey, size, key in rows]
+        return [_facts(r, v, okey, size, key, "") for r, v, okey, size, key in rows]
 
     # -- jobs --------------------------------------------------------------------------------------
     def create_job(self, *, job_id: str, submitted_by: str, owner_key: str, files: int, input_bytes: int,

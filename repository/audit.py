@@ -33,7 +33,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import BigInteger, Integer, String, Text, func, select
+from sqlalchemy import BigInteger, Integer, String, Text, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -49,6 +49,7 @@ CHECKPOINT_DOMAIN = b"sohoa-audit-checkpoint/v1\n"
 OUTCOMES: tuple[str, ...] = ("allowed", "denied", "ok", "failed")
 _APPEND_ATTEMPTS = 20
 _VERIFY_BATCH = 5000
+_PG_LOCK_KEY = int.from_bytes(b"sohoa-au", "big") >> 1  # one advisory lock for the chain head
 
 
 class AuditEvent(Base):
@@ -224,6 +225,8 @@ class AuditLog:
         for attempt in range(_APPEND_ATTEMPTS):
             try:
                 with self._session("append audit events") as s, s.begin():
+                    if self.engine.dialect.name == "postgresql":  # writers queue instead of colliding
+                        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
                     head = s.execute(select(AuditEvent.seq, AuditEvent.hash)
                                      .order_by(AuditEvent.seq.desc()).limit(1)).first()
                     seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
