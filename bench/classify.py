@@ -169,8 +169,11 @@ class Tally:
                 self.fn += 1
                 counts[2] += 1
                 if len(self.errors) < 400:
-                    self.errors.append(f"{o.job.kind} {o.job.doc_type}#{o.job.seed} {name}: "
-                                       f"expected {expected!r} got {value!r}{'' if valid else ' (invalid)'}")
+                    if o.job.path:  # real documents: never print personal data into a report
+                        where, shown = Path(o.job.path).name, "value differs"
+                    else:
+                        where, shown = f"{o.job.doc_type}#{o.job.seed}", f"expected {expected!r} got {value!r}"
+                    self.errors.append(f"{o.job.kind} {where} {name}: {shown}{'' if valid else ' (invalid)'}")
 
     @staticmethod
     def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:

@@ -140,3 +140,10 @@ def test_correct_family_name() -> None:
     assert correct_family_name("Đồ Minh Hà") == "Đỗ Minh Hà"
     assert correct_family_name("Nguyên Văn An") == "Nguyễn Văn An"
     assert correct_family_name("Xyz Văn An") == "Xyz Văn An"
+
+
+def test_correct_family_name_one_letter_off() -> None:
+    assert correct_family_name("Prinh Thị Nga") == "Trịnh Thị Nga"
+    assert correct_family_name("Lưong Văn Ba") == "Lương Văn Ba"
+    # short or ambiguous names are left alone
+    assert correct_family_name("Xe Văn Ba") == "Xe Văn Ba"
