@@ -134,3 +134,38 @@ def test_cli_check_pdfa(message, tmp_path):
     result = CliRunner().invoke(app, ["check-pdfa", str(bad)])
     assert result.exit_code == 1
     assert CliRunner().invoke(app, ["check-pdfa", str(tmp_path / "missing.pdf")]).exit_code == 3
+
+
+def test_pades_b_lta_from_the_signing_stage_stays_pdfa(message, tmp_path):
+    """The project's own signer (signing/) at B-LTA: DSS, validation data, document timestamp."""
+    import socket
+
+    from signing.devserver import serve_dev_pki
+    from signing.pki import init_dev_pki
+    from signing.signer import SignerSpec, open_signer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    pki = init_dev_pki(tmp_path / "pki", agency_name="Uỷ ban nhân dân phường Bến Nghé",
+                       officer_name="Trần Thị Hoa", base_url=base)
+    server = serve_dev_pki(pki, port=port)
+    try:
+        officer = open_signer(SignerSpec(kind="pkcs12", path=str(pki.officer_p12),
+                                         passphrase=pki.passphrase))
+        agency = open_signer(SignerSpec(kind="pkcs12", path=str(pki.agency_p12),
+                                        passphrase=pki.passphrase))
+        pdf = officer.sign(message.pdf, field_name="Sig_officer",
+                           box=message.signature_boxes["officer"], lines=["Trần Thị Hoa"],
+                           level="B-T", timestamp_url=f"{base}/tsa")
+        pdf = agency.sign(pdf, field_name="Sig_agency", box=message.signature_boxes["agency"],
+                          lines=["Uỷ ban nhân dân phường Bến Nghé"], level="B-LTA",
+                          timestamp_url=f"{base}/tsa")
+    finally:
+        server.stop()
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        assert "/DSS" in doc.Root
+    report = check_pdfa(pdf)
+    assert report.ok, report.summary()
+    assert report.signatures == 3  # officer, agency, document timestamp
