@@ -296,12 +296,21 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
     context.close()
 
 
-def test_received_scans_survive_a_restart_and_reach_the_supervisor(desk, browser):
+def _low_resolution_scan(path: Path) -> Path:
+    """The decision scan at 100 dpi (half size): the quality gate must ask for a rescan."""
+    from PIL import Image
+
+    with Image.open(SCANS[1]) as image:
+        image.resize((image.width // 2, image.height // 2)).save(path, quality=85, dpi=(100, 100))
+    return path
+
+
+def test_received_scans_survive_a_restart_and_reach_the_supervisor(desk, browser, tmp_path):
     server: Server = desk["server"]
     context, page = _login(browser, server.url, "lan", "mat-khau-lan-1")
     page.goto(server.url + "/desk/new")
     page.fill("#owner_id", "001185000123")
-    page.set_input_files("#files", [str(SCANS[1])])
+    page.set_input_files("#files", [str(_low_resolution_scan(tmp_path / "quyet_dinh_100dpi.jpg"))])
     page.click("#submit")
     page.wait_for_url(re.compile(r".*/desk/drafts/[0-9A-Z]{26}$"))
     draft_url = page.url
@@ -314,6 +323,10 @@ def test_received_scans_survive_a_restart_and_reach_the_supervisor(desk, browser
     page.goto(draft_url)
     page.wait_for_selector("#review-form", timeout=OCR_WAIT_MS)
     assert page.locator(".thumb").count() == 1
+    quality = page.locator("#quality li").all_inner_texts()
+    assert any(q.startswith("Trang 1: Độ phân giải quá thấp") for q in quality), quality
+    assert page.locator(".thumb.warn").count() == 1
+    _shot(page, "09-quality-warning")
     context.close()
 
     context, page = _login(browser, server.url, "hoa", "mat-khau-hoa-1")
@@ -322,7 +335,7 @@ def test_received_scans_survive_a_restart_and_reach_the_supervisor(desk, browser
     assert rows.count() >= 1
     assert "001******123" in page.locator("table.drafts").inner_text()
     assert "001185000123" not in page.content()
-    _shot(page, "09-supervisor-queue")
+    _shot(page, "10-supervisor-queue")
     page.locator("table.drafts tbody tr a").first.click()
     page.wait_for_selector("#review-form")  # a supervisor can finish another officer's document
     context.close()

@@ -25,8 +25,7 @@ from api.auth import Principal, require_officer
 from api.desk.drafts import Draft, DraftNotFound, PageEdit
 from api.desk.edits import DATE_FIELDS, EditError, normalize_rotation, rotate_image, rotated_size
 from api.desk.i18n import LANG_COOKIE, LANGUAGES, pick_language, translator
-from api.desk.service import (THUMB_LONG_SIDE, DeskError, DeskService, encode_jpeg, mask_id,
-                              review_reasons)
+from api.desk.service import THUMB_LONG_SIDE, DeskError, DeskService, encode_jpeg, mask_id
 from ingest.settings import Settings, load_settings
 from ocr.catalog import load_catalog
 from ocr.validators import PROVINCES
@@ -271,10 +270,11 @@ def _review(request: Request, service: DeskService, draft: Draft, user: DeskUser
     names = type_names(lang)
     types = [(code, names[code]) for code in load_catalog().codes]
     rearranged = [(p.index, p.rotation) for p in draft.pages] != [(i, 0) for i in range(draft.page_count)]
+    rows = service.field_rows(draft)
     return render(request, "review.html", user=user, lang=lang, draft=draft, pages=pages,
                   current=min(current, len(pages) - 1), issues=issues,
-                  rows=service.field_rows(draft), types=types, date_fields=DATE_FIELDS,
-                  reasons=review_reasons(analysis, service.settings.review_threshold),
+                  rows=rows, types=types, date_fields=DATE_FIELDS,
+                  reasons=service.attention(draft, rows),
                   rearranged=rearranged, error=error, notice=notice, status_code=status_code)
 
 

@@ -292,6 +292,19 @@ class DeskService:
                                  box=_percent_box(fv, arranged) if fv else None))
         return rows
 
+    def attention(self, draft: Draft, rows: list[FieldRow]) -> list[str]:
+        """What still needs the officer's attention now (i18n keys ``reason.<code>``)."""
+        analysis = self.analysis(draft.id)
+        reasons = []
+        if draft.doc_type is None and "low_confidence" in review_reasons(
+                analysis, self.settings.review_threshold):
+            reasons.append("low_confidence")
+        if any(r.error for r in rows):
+            reasons.append("invalid_fields")
+        if any(q.severity == "error" for q in analysis.quality):
+            reasons.append("quality")
+        return reasons
+
     def _fields_for(self, doc_type: str, analysis: Analysis,
                     arranged: Analysis) -> dict[str, FieldValue]:
         """Extracted fields for ``doc_type``: the analysis's own, or re-extracted after a change."""

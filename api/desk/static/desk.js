@@ -196,6 +196,8 @@
     });
     $$("input:not([data-page])", form).forEach((input) => input.addEventListener("focus", () => { mark.hidden = true; }));
 
+    const firstInvalid = $("input[aria-invalid=true]", form);
+    if (firstInvalid && $("#error")) firstInvalid.focus(); /* after a refused confirm */
     let sent = false; /* one submission per page view: no double confirm */
     form.addEventListener("submit", (e) => {
       if (sent) { e.preventDefault(); return; }
