@@ -29,6 +29,8 @@ from ocr.types import PageText
 
 RECORD_FILENAME = "record.json"
 RECORD_MIME = "application/json"
+MAX_PAGE_PT = 14400.0  # PDF/A-2/3 implementation limit (ISO 32000-1 Annex C): 200 inches
+MAX_BANDS_PT = 400.0  # room for the signature band and the mark band
 Rect = layout.Rect
 
 
@@ -144,8 +146,12 @@ def _check_page(number: int, page: MessagePage) -> None:
         raise DataMessageError(f"page {number}: image must be a gray or BGR numpy array")
     if not page.dpi or page.dpi <= 0:
         raise DataMessageError(f"page {number}: dpi must be positive, got {page.dpi}")
+    height, width = page.image.shape[:2]
+    if max(height, width) * 72.0 / page.dpi + MAX_BANDS_PT > MAX_PAGE_PT:
+        raise DataMessageError(
+            f"page {number}: {width}x{height} px at {page.dpi:g} dpi is over 200 inches (the "
+            "PDF/A page size limit); the dpi is probably wrong")
     if page.text is not None:
-        height, width = page.image.shape[:2]
         if (page.text.width, page.text.height) != (width, height):
             raise DataMessageError(
                 f"page {number}: OCR text is for a {page.text.width}x{page.text.height} image, "

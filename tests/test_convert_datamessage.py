@@ -236,6 +236,8 @@ def test_bad_inputs_get_clear_errors():
     wrong = page_text(colour[:100], words, 150)
     with pytest.raises(DataMessageError, match="OCR text is for a 1240x100 image"):
         build_data_message([MessagePage(colour, 150, wrong)], make_record())
+    with pytest.raises(DataMessageError, match="over 200 inches"):
+        build_data_message([MessagePage(colour, 8, None)], make_record())
     with pytest.raises(DataMessageError, match="dpi must be positive"):
         build_data_message([MessagePage(colour, 0, None)], make_record())
     with pytest.raises(FontError, match="U\\+1EC7"):  # Liberation (Debian build) lacks "ệ"
