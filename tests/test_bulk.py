@@ -86,8 +86,8 @@ def ledger_rows(env: dict) -> list[dict]:
             return [dict(r._mapping) for r in conn.execute(sa.text(
                 "SELECT run_id, seq, state, lease_owner, attempts, record_uri, page_count, reason_code "
                 "FROM bulk_units ORDER BY run_id, seq"))]
-    except sa.exc.OperationalError:
-        return []  # tables not created yet
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        return []  # tables not created yet (or the database is restarting)
     finally:
         engine.dispose()
 

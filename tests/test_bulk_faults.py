@@ -65,7 +65,7 @@ def own_pg():
     ctl = [str(pgbin / "pg_ctl"), "-D", str(d)]
     if os.geteuid() == 0:
         ctl = ["runuser", "-u", "postgres", "--", *ctl]
-    yield {"url": out.stdout.strip().splitlines()[-1], "ctl": ctl}
+    yield {"url": out.stdout.strip().splitlines()[-1], "ctl": ctl, "log": str(d / "server.log")}
     subprocess.run([*ctl, "stop", "-m", "immediate"], capture_output=True, timeout=60)
     shutil.rmtree(d, ignore_errors=True)
 
@@ -113,7 +113,8 @@ def test_object_store_and_database_restart_mid_run(tmp_path, own_ceph, own_pg):
         start_rgw(own_ceph)
         wait_for(lambda: stored() >= 2, what="a unit stored after the outage", proc=proc)
         # the database restarts
-        subprocess.run([*own_pg["ctl"], "restart", "-m", "fast", "-w"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*own_pg["ctl"], "restart", "-m", "fast", "-w", "-l", own_pg["log"]], check=True,
+                       capture_output=True, timeout=120)
         _, stderr = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
