@@ -3,7 +3,7 @@
 Documents: ``samples.generator`` types x ``--per-type`` seeds starting at ``--seed-start``
 (default 20000: never used for training, which starts at 100000) x every degradation kind of
 ``samples.degrade``, plus documents OUTSIDE the catalog (notices, minutes...) that must come out
-``unknown``. Or ``--data-dir``: any directory of ``<name>.(png|jpg|tif)`` + ``<name>.fields.json``
+``unknown``. Or ``--data-dir``: any directory of ``<name>.(png|jpg|tif|pdf)`` + ``<name>.fields.json``
 (``{"doc_type": ..., "fields": {...}}``, as ``python -m samples.generator --out`` writes), so an
 agency can drop in real scans without code changes.
 
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ingest.load import load_file
 from ocr.classify import classify
 from ocr.extract import extract_fields
 from ocr.preprocess import clean_page
@@ -45,7 +45,7 @@ from ocr.types import PageText, SourcePage
 from samples.degrade import KINDS, degrade
 from samples.generator import DOC_TYPES, OTHER_TYPES, render_document
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pdf")
 GOOD_KINDS = ("clean_300", "scan_200", "red_seal", "rotated")  # target: type >= 98%, F1 >= 95%
 HARD_KINDS = ("bad_150", "phone_photo", "faded")  # target: type >= 95%, F1 >= 90%
 
@@ -71,35 +71,33 @@ class Outcome:
     seconds: float
 
 
-def _ocr(job: Job) -> tuple[PageText, dict[str, str]]:
-    if job.path:
-        image = cv2.imread(job.path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read {job.path}")
-        dpi, truth = 300, job.truth
+def _ocr(job: Job) -> tuple[list[PageText], dict[str, str]]:
+    if job.path:  # a real file: decoded like an upload (PDF pages, TIFF frames, dpi metadata)
+        sources, truth = load_file(Path(job.path)), job.truth
     else:
         doc = render_document(job.source_kind, job.seed, dpi=300, seal=job.kind == "red_seal")
         image, dpi = degrade(doc.image, job.kind, seed=job.seed, dpi=300)
+        sources = [SourcePage(source=f"{job.source_kind}_{job.seed}.png", index=0, image=image, dpi=dpi)]
         truth = doc.fields
-    page = clean_page(SourcePage(source=f"{job.source_kind}_{job.seed}.png", index=0, image=image, dpi=dpi))
-    return recognize(page), truth
+    return [recognize(clean_page(page)) for page in sources], truth
 
 
 def _run(job: Job, cache: Path | None = None) -> Outcome:
-    """OCR (or reuse the cached OCR of) one page, then classify and extract."""
+    """OCR (or reuse the cached OCR of) one document, then classify and extract."""
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     t0 = time.perf_counter()
     cached = cache / f"{job.kind}_{job.source_kind}_{job.seed}_{Path(job.path or '').stem}.pkl" if cache else None
     if cached is not None and cached.exists():
-        text, truth, ocr_seconds = pickle.loads(cached.read_bytes())
+        texts, truth, ocr_seconds = pickle.loads(cached.read_bytes())
+        texts = [texts] if isinstance(texts, PageText) else texts
     else:
-        text, truth = _ocr(job)
+        texts, truth = _ocr(job)
         ocr_seconds = time.perf_counter() - t0
         if cached is not None:
-            cached.write_bytes(pickle.dumps((text, truth, ocr_seconds)))
+            cached.write_bytes(pickle.dumps((texts, truth, ocr_seconds)))
     t1 = time.perf_counter()
-    result = classify(text.text)
-    fields = extract_fields(result.doc_type, [text])
+    result = classify("\n\n".join(t.text for t in texts))
+    fields = extract_fields(result.doc_type, texts)
     return Outcome(job, result.doc_type, result.confidence, result.method,
                    {k: (v.value, v.valid) for k, v in fields.items()}, truth,
                    ocr_seconds + time.perf_counter() - t1)
@@ -192,7 +190,7 @@ def report(tallies: dict[str, Tally], command: str, wall: float) -> str:
         f"wall time {wall / 60:.1f} min. Path per page: `clean_page` -> `recognize` (Tesseract `vie`) -> "
         "`classify` -> `extract_fields` with the predicted type.",
         "",
-        "| kind | docs | type accuracy | review (unknown) | out-of-catalog rejected | field P | field R | field F1 | s/page |",
+        "| kind | docs | type accuracy | review (unknown) | out-of-catalog rejected | field P | field R | field F1 | s/doc |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     total = Tally()
