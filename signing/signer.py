@@ -71,8 +71,7 @@ FONT_CANDIDATES: tuple[Path, ...] = (
 )
 _FONT_PROBE = "ĐđƠơƯưẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹ"
 DEFAULT_FONT_SIZE = 8
-_RESERVE_MARGIN = 1.25
-_RESERVE_EXTRA = 2048
+_RESERVE_HEADROOM = 1024  # bytes of DER beyond the measured signature
 
 # fontTools warns about every table it cannot subset (e.g. FFTM): noise for our users. pyHanko
 # logs failed pre-signing checks with the certificate subject (a person's name: personal data);
@@ -84,6 +83,10 @@ for _noisy in ("pyhanko", "pyhanko_certvalidator"):
 
 class SigningError(Exception):
     """Signing could not be done (bad input, unusable key, unreachable TSA/OCSP...)."""
+
+
+class _ReservationTooSmall(Exception):
+    """The remembered signature size was too small for this document."""
 
 
 @dataclass
@@ -413,16 +416,13 @@ class PdfSigner:
         self._check_box(box)
         self._check_certificate_validity()
         timestamper = self._timestamper_for(level, timestamp_url)
-        try:
-            writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-        except Exception as exc:  # pyHanko raises several types for unreadable input
-            raise SigningError(f"input is not a readable PDF: {exc}") from exc
-        n_pages = int(writer.root["/Pages"]["/Count"])
+        n_pages = int(self._open(pdf).root["/Pages"]["/Count"])
         if not 0 <= page < n_pages:
             raise SigningError(f"page {page} out of range: the document has {n_pages} page(s)")
-        meta = self._metadata(field_name, level, reason, location)
+        text = "\n".join(lines) if lines else self.subject_name
+        self._check_renderable(text)
         pdf_signer = signers.PdfSigner(
-            meta,
+            self._metadata(field_name, level, reason, location),
             signer=self.signer,
             timestamper=timestamper,
             stamp_style=self._stamp_style,
@@ -430,14 +430,25 @@ class PdfSigner:
                 sig_field_name=field_name, on_page=page, box=tuple(box)  # type: ignore[arg-type]
             ),
         )
-        text = "\n".join(lines) if lines else self.subject_name
-        self._check_renderable(text)
         key = (level, timestamp_url)
         with self._lock:
-            out = self._run_sign(pdf_signer, writer, text, self._reserved.get(key))
-            if key not in self._reserved:
+            reserved = self._reserved.get(key)
+            try:
+                out = self._run_sign(pdf_signer, self._open(pdf), text, reserved)
+            except _ReservationTooSmall:
+                # e.g. a longer OCSP answer than the one measured: let pyHanko size it again
+                reserved = None
+                out = self._run_sign(pdf_signer, self._open(pdf), text, None)
+            if reserved is None:
                 self._reserved[key] = _reserve_for(out, field_name)
         return out
+
+    @staticmethod
+    def _open(pdf: bytes) -> IncrementalPdfFileWriter:
+        try:
+            return IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        except Exception as exc:  # pyHanko raises several types for unreadable input
+            raise SigningError(f"input is not a readable PDF: {exc}") from exc
 
     def close(self) -> None:
         """Release the key source (PKCS#11 session, HTTP clients) and the event loop."""
@@ -475,10 +486,8 @@ class PdfSigner:
         try:
             self._loop.run_until_complete(coro)
         except PyHankoSigningError as exc:
-            if reserved is not None and "too small" in str(exc).lower():
-                raise SigningError(
-                    "reserved signature size too small; reopen the signer"
-                ) from exc
+            if reserved is not None and "larger than expected" in str(exc):
+                raise _ReservationTooSmall from exc
             raise SigningError(f"signing failed: {exc}") from exc
         except OSError as exc:
             raise SigningError(f"signing failed (network or file error): {exc}") from exc
@@ -550,13 +559,17 @@ class PdfSigner:
 
 
 def _reserve_for(signed_pdf: bytes, field_name: str) -> int:
-    """Bytes to reserve for later signatures of the same kind, from one actual signature."""
+    """Hex digits to reserve in /Contents for later signatures of the same kind.
+
+    Measured from one actual signature: its DER length (the placeholder's zero padding
+    excluded) plus headroom for what varies between documents (time-stamp token serials and
+    times, OCSP answers). Smaller placeholders also make verification faster.
+    """
     reader = PdfFileReader(io.BytesIO(signed_pdf), strict=False)
     for sig in reader.embedded_regular_signatures:
         if sig.field_name == field_name:
-            size = len(sig.pkcs7_content)
-            reserve = int(size * _RESERVE_MARGIN) + _RESERVE_EXTRA
-            return reserve + reserve % 2  # pyHanko wants an even number
+            der_length = len(cms.ContentInfo.load(sig.pkcs7_content, strict=False).dump())
+            return 2 * (der_length + _RESERVE_HEADROOM)  # two hex digits per byte: even
     raise SigningError(f"signature field {field_name!r} not found after signing")
 
 

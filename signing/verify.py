@@ -241,7 +241,31 @@ def _signer_name(sig: EmbeddedPdfSignature) -> str:
     return str(subject.get("common_name") or sig.signer_cert.subject.human_friendly)
 
 
-def _level_of(sig: EmbeddedPdfSignature, reader: PdfFileReader, has_dss: bool) -> str:
+@dataclass(frozen=True)
+class _Document:
+    """The parsed file and its signatures, collected once (pyHanko re-reads every /Contents
+    hex string each time its signature list is asked for)."""
+
+    reader: PdfFileReader
+    signatures: list[EmbeddedPdfSignature]
+    doc_timestamp_revisions: list[int]
+    has_dss: bool
+
+    @classmethod
+    def parse(cls, pdf: bytes) -> _Document:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        found = reader.embedded_signatures
+        return cls(
+            reader=reader,
+            signatures=[s for s in found if s.sig_object_type == "/Sig"],
+            doc_timestamp_revisions=[
+                s.signed_revision for s in found if s.sig_object_type == "/DocTimeStamp"
+            ],
+            has_dss="/DSS" in reader.root,
+        )
+
+
+def _level_of(sig: EmbeddedPdfSignature, doc: _Document) -> str:
     """PAdES baseline level claimed by the document structure (not its validity)."""
     unsigned = sig.signer_info["unsigned_attrs"]
     has_sig_ts = bool(unsigned) and any(
@@ -249,10 +273,9 @@ def _level_of(sig: EmbeddedPdfSignature, reader: PdfFileReader, has_dss: bool) -
     )
     if not has_sig_ts:
         return "B-B"
-    if not has_dss:
+    if not doc.has_dss:
         return "B-T"
-    sig_rev = sig.signed_revision
-    later_doc_ts = any(ts.signed_revision > sig_rev for ts in reader.embedded_timestamp_signatures)
+    later_doc_ts = any(rev > sig.signed_revision for rev in doc.doc_timestamp_revisions)
     return "B-LTA" if later_doc_ts else "B-LT"
 
 
@@ -390,11 +413,10 @@ async def _missing_revinfo_is_try_later(
     return hard
 
 
-async def _validate_one(
-    sig: EmbeddedPdfSignature, reader: PdfFileReader, ctx: _Context, has_dss: bool
-) -> SignatureResult:
+async def _validate_one(sig: EmbeddedPdfSignature, doc: _Document, ctx: _Context) -> SignatureResult:
+    reader = doc.reader
     signer = _signer_name(sig)
-    level = _level_of(sig, reader, has_dss)
+    level = _level_of(sig, doc)
     try:
         if level == "B-B":
             outcome = await _basic_outcome(sig, ctx)
@@ -433,7 +455,7 @@ async def _validate_one(
 
 
 async def _validate_all(
-    reader: PdfFileReader, roots: list[asn1_x509.Certificate], revocation: RevocationMode
+    doc: _Document, roots: list[asn1_x509.Certificate], revocation: RevocationMode
 ) -> list[SignatureResult]:
     backend = RequestsFetcherBackend(per_request_timeout=_FETCH_TIMEOUT_SECONDS)
     ctx = _Context(
@@ -442,11 +464,7 @@ async def _validate_all(
         backend=backend,
         spec=_validation_spec(roots, revocation, backend),
     )
-    has_dss = "/DSS" in reader.root
-    return [
-        await _validate_one(sig, reader, ctx, has_dss)
-        for sig in reader.embedded_regular_signatures
-    ]
+    return [await _validate_one(sig, doc, ctx) for sig in doc.signatures]
 
 
 def _failed_report(sub_key: str) -> VerificationReport:
@@ -480,13 +498,12 @@ def verify_pdf(
     roots = load_trust_roots(trust_roots)
     _revocation_policy(revocation)  # validate the argument early
     try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        has_sigs = bool(reader.embedded_regular_signatures)
+        doc = _Document.parse(pdf)
     except Exception:  # pyHanko raises several error types for broken files
         return _failed_report("FORMAT_FAILURE")
-    if not has_sigs:
+    if not doc.signatures:
         return _failed_report("NO_SIGNATURE")
-    results = asyncio.run(_validate_all(reader, roots, revocation))
+    results = asyncio.run(_validate_all(doc, roots, revocation))
     return _overall(results)
 
 

@@ -323,3 +323,13 @@ def test_unreachable_revocation_service_is_try_later_only_when_required(tmp_path
     assert verify_pdf(signed, roots, revocation="off").passed
     with pytest.raises(ValueError, match="revocation"):
         verify_pdf(signed, roots, revocation="sometimes")  # type: ignore[arg-type]
+
+
+def test_reservation_that_turns_out_too_small_is_resized(pki):
+    with open_signer(SignerSpec(path=str(pki.agency_p12), passphrase=pki.passphrase)) as signer:
+        signer.sign(make_pdf(), field_name="Sig_Agency", box=AGENCY_BOX)
+        measured = signer._reserved[("B-B", None)]
+        signer._reserved[("B-B", None)] = 512  # as if the first document had a tiny signature
+        signed = signer.sign(make_pdf(), field_name="Sig_Agency", box=AGENCY_BOX)
+        assert signer._reserved[("B-B", None)] == measured
+    assert verify_pdf(signed, [pki.root_pem()], revocation="off").passed
