@@ -18,6 +18,7 @@ import io
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -50,10 +51,21 @@ def to_pil(image: np.ndarray) -> Image.Image:
         return Image.fromarray(image, mode="L")
     if image.ndim == 3 and image.shape[2] in (3, 4):
         bgr = image[:, :, :3]
-        if np.array_equal(bgr[:, :, 0], bgr[:, :, 1]) and np.array_equal(bgr[:, :, 1], bgr[:, :, 2]):
+        if _channels_equal(bgr):
             return Image.fromarray(np.ascontiguousarray(bgr[:, :, 0]), mode="L")
-        return Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]), mode="RGB")
+        return Image.fromarray(cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2RGB),
+                               mode="RGB")
     raise ImageInputError(f"page image must be gray (H, W) or BGR (H, W, 3), got shape {image.shape}")
+
+
+def _channels_equal(bgr: np.ndarray) -> bool:
+    """True when B == G == R everywhere (a gray page stored as BGR); a sparse row sample first,
+    so colour pages (the usual case) are rejected without scanning every pixel."""
+    for rows in (bgr[::16], bgr):
+        if not (np.array_equal(rows[:, :, 0], rows[:, :, 1])
+                and np.array_equal(rows[:, :, 1], rows[:, :, 2])):
+            return False
+    return True
 
 
 def is_bitonal(img: Image.Image) -> bool:
