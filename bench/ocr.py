@@ -20,6 +20,8 @@ whitespace collapsed (``ocr.cer.cer``); CER-flex tolerates reading-order differe
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import resource
 import statistics
@@ -191,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tessdata-best", type=Path, default=TESSDATA_BEST)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     parser.add_argument("--keep", type=Path, default=None, help="keep generated pages in this directory")
+    parser.add_argument("--no-gt-dir", action="store_true", help="generated pages only")
+    parser.add_argument("--jsonl", type=Path, default=None, help="append every measurement to this file")
+    parser.add_argument("--merge", type=Path, nargs="*", default=None,
+                        help="only summarize measurements from these --jsonl files (parallel shards)")
     args = parser.parse_args(argv)
 
     import cv2
@@ -206,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         "sohoa": _sohoa_runner(OcrOptions()),
         "sohoa_best": _sohoa_runner(OcrOptions(tessdata_dir=args.tessdata_best)),
     }
+    if args.merge is not None:
+        results = [Measurement(**json.loads(line)) for path in args.merge
+                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return _report(results, engines, argv, args.out)
     from samples.degrade import KINDS
 
     kinds = [k for k in args.kinds.split(",") if k] or list(KINDS)
@@ -214,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         gen_dir = args.keep or workdir / "generated"
         gen_dir.mkdir(parents=True, exist_ok=True)
         pages: list[BenchPage] = []
-        for directory in args.gt_dir or [REAL_PAGES]:
+        for directory in [] if args.no_gt_dir else args.gt_dir or [REAL_PAGES]:
+            if not directory.is_dir():
+                parser.error(f"--gt-dir {directory} is not a directory")
             pages += pages_from_dir(directory, args.pages)
         if args.docs:
             generated = generated_pages(gen_dir, args.docs, kinds, args.seed)
@@ -224,14 +236,21 @@ def main(argv: list[str] | None = None) -> int:
             for engine in engines:
                 m = measure(engine, runners[engine], page, workdir)
                 results.append(m)
+                if args.jsonl:
+                    with args.jsonl.open("a", encoding="utf-8") as sink:
+                        sink.write(json.dumps(dataclasses.asdict(m), ensure_ascii=False) + "\n")
                 print(f"{page.kind:12} {page.path.name:45} {engine:10} CER {100 * m.cer:6.2f}% "
                       f"flex {100 * m.cer_flex:6.2f}% {m.wall_s:6.2f}s cpu {m.cpu_s:6.2f}s", flush=True)
-    table = summarize(results, engines)
+    return _report(results, engines, argv, args.out)
+
+
+def _report(results: list[Measurement], engines: list[str], argv: list[str] | None, out: Path | None) -> int:
+    table = summarize(results, [e for e in engines if any(m.engine == e for m in results)])
     command = "python -m bench.ocr " + " ".join(argv if argv is not None else sys.argv[1:])
     report = f"Command: `{command}`\n\n{table}\n"
     print(report)
-    if args.out:
-        args.out.write_text(report, encoding="utf-8")
+    if out:
+        out.write_text(report, encoding="utf-8")
     return 0
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ocr.types import SourcePage
 
 TESSDATA_BEST = Path("/work/shared/data/tessdata_best")
+NOISE_CONF = 50.0  # symbol-only "words" below this confidence are dirt, not text
 
 
 class OcrError(RuntimeError):
@@ -180,8 +181,8 @@ def parse_tsv(tsv: str, scale: float, width: int, height: int, min_conf: float =
             continue
         text = unicodedata.normalize("NFC", row["text"]).strip()
         conf = float(row["conf"])
-        if not text or conf < min_conf:
-            continue
+        if not text or conf < min_conf or (conf < NOISE_CONF and not _has_letters(text)):
+            continue  # empty, below the caller's floor, or a low-confidence speck ("ˆ", "'", "~")
         block = int(row["block_num"])
         key = (block, int(row["par_num"]), int(row["line_num"]))
         line = line_ids.setdefault(key, len(line_ids))
@@ -195,6 +196,11 @@ def parse_tsv(tsv: str, scale: float, width: int, height: int, min_conf: float =
     return words
 
 
+def _has_letters(text: str) -> bool:
+    """Letters or digits, not modifier marks such as "ˆ" (category Lm) that specks read as."""
+    return any(ch.isalnum() and unicodedata.category(ch) != "Lm" for ch in text)
+
+
 def _tsv_rows(tsv: str) -> Iterable[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
     for row in reader:
@@ -203,16 +209,80 @@ def _tsv_rows(tsv: str) -> Iterable[dict[str, str]]:
 
 
 def words_to_text(words: Sequence[Word]) -> str:
-    """Plain text in reading order: words of a line joined by spaces, lines by "\\n", blocks by a blank line."""
+    """Plain text in reading order: words of a line joined by spaces, lines by "\\n", blocks by a
+    blank line. Side-by-side columns that Tesseract read as one line (the agency | national-motto
+    header of Decree 30 documents, "Nơi nhận" | signer) are emitted column by column."""
+    lines = _group_lines(words)
     blocks: list[list[str]] = []
-    current_block, current_line = None, None
-    for word in words:
-        if word.block != current_block:
+    previous_block: int | None = None
+    index = 0
+    while index < len(lines):
+        if len(_split_columns(lines[index])) == 2:
+            left, right, index = _two_column_run(lines, index)
+            blocks += [left, right]
+            previous_block = None
+            continue
+        line = lines[index]
+        if line[0].block != previous_block:
             blocks.append([])
-            current_block, current_line = word.block, None
-        if word.line != current_line:
-            blocks[-1].append(word.text)
-            current_line = word.line
+            previous_block = line[0].block
+        blocks[-1].append(_join(line))
+        index += 1
+    return unicodedata.normalize("NFC", "\n\n".join("\n".join(lines) for lines in blocks if lines))
+
+
+def _group_lines(words: Sequence[Word]) -> list[list[Word]]:
+    lines: list[list[Word]] = []
+    current: tuple[int, int] | None = None
+    for word in words:
+        if (word.block, word.line) != current:
+            lines.append([])
+            current = (word.block, word.line)
+        lines[-1].append(word)
+    return lines
+
+
+def _join(words: Sequence[Word]) -> str:
+    return " ".join(word.text for word in words)
+
+
+def _split_columns(line: Sequence[Word], gap_factor: float = 2.0) -> list[list[Word]]:
+    """Cut a line where the space between two words is wider than ``gap_factor`` x the text height."""
+    ordered = sorted(line, key=lambda w: w.left)
+    height = float(np.median([w.height for w in ordered]))
+    segments = [[ordered[0]]]
+    for before, word in zip(ordered, ordered[1:]):
+        if word.left - (before.left + before.width) > gap_factor * height:
+            segments.append([])
+        segments[-1].append(word)
+    return segments
+
+
+def _two_column_run(lines: list[list[Word]], start: int) -> tuple[list[str], list[str], int]:
+    """Lines from ``start`` on that sit left/right of one vertical gutter: (left, right, next index)."""
+    first_left, first_right = _split_columns(lines[start])
+    gutter = (max(w.left + w.width for w in first_left) + min(w.left for w in first_right)) / 2.0
+    left: list[str] = []
+    right: list[str] = []
+    bottom = None
+    index = start
+    while index < len(lines):
+        line = lines[index]
+        top = min(w.top for w in line)
+        height = float(np.median([w.height for w in line]))
+        if bottom is not None and top - bottom > 2.5 * height:
+            break  # a paragraph gap ends the columns
+        segments = _split_columns(line)
+        ends = [(min(w.left for w in seg), max(w.left + w.width for w in seg)) for seg in segments]
+        if len(segments) == 2 and ends[0][1] < gutter < ends[1][0]:
+            left.append(_join(segments[0]))
+            right.append(_join(segments[1]))
+        elif len(segments) == 1 and ends[0][1] < gutter:
+            left.append(_join(segments[0]))
+        elif len(segments) == 1 and ends[0][0] > gutter:
+            right.append(_join(segments[0]))
         else:
-            blocks[-1][-1] += " " + word.text
-    return unicodedata.normalize("NFC", "\n\n".join("\n".join(lines) for lines in blocks))
+            break  # a line across the gutter (title, body text)
+        bottom = max(w.top + w.height for w in line)
+        index += 1
+    return left, right, index

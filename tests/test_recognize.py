@@ -82,6 +82,16 @@ def test_words_to_text_lines_and_blocks() -> None:
     assert words_to_text(words) == "Điều 1.\nCho\n\nNơi"
 
 
+def test_two_column_header_is_read_column_by_column() -> None:
+    def w(text: str, left: int, top: int, line: int, block: int = 1, width: int = 100) -> Word:
+        return Word(text, left, top, width, 40, 95.0, line=line, block=block)
+
+    words = [w("UBND", 100, 100, 0), w("XÃ", 210, 100, 0, width=60), w("CỘNG", 900, 100, 0), w("HÒA", 1010, 100, 0),
+             w("Số:", 100, 160, 1, 2), w("12/UBND", 210, 160, 1, 2), w("Độc", 900, 160, 1, 2), w("lập", 1010, 160, 1, 2),
+             w("QUYẾT", 500, 300, 2, 3), w("ĐỊNH", 610, 300, 2, 3)]
+    assert words_to_text(words) == "UBND XÃ\nSố: 12/UBND\n\nCỘNG HÒA\nĐộc lập\n\nQUYẾT ĐỊNH"
+
+
 def test_blank_page_skips_tesseract_and_errors_are_clear(generated_text) -> None:
     clean, _ = generated_text
     broken = OcrOptions(tesseract_cmd="/nonexistent/tesseract-binary")
