@@ -330,25 +330,40 @@ class Repository:
         self, uri: str, okey: str, pdf_sha: str, rec_sha: str
     ) -> tuple[StoredResult | None, int, set[str]]:
         """(the version of ``uri`` holding these PDF bytes if any, the next version number, which
-        of the two digests already have a blob row)."""
-        with self._session("look up record") as s:
-            indexed = set(s.scalars(select(Blob.sha256).where(Blob.sha256.in_((pdf_sha, rec_sha)))))
-            record = s.scalar(select(Record).where(Record.uri == uri))
-            if record is None:
-                return None, 1, indexed
-            owner_key = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id))
-            if owner_key != okey:
-                raise InvalidRequest(f"record {uri} belongs to another owner")
-            same = s.scalar(
-                select(Version)
-                .where(Version.record_id == record.id, Version.pdf_sha256 == pdf_sha, Version.status != STATUS_DELETED)
+        of the two digests already have a blob row). Two statements on the common path."""
+        with db_errors("look up record"), self.engine.connect() as conn:
+            indexed = set(conn.scalars(select(Blob.sha256).where(Blob.sha256.in_((pdf_sha, rec_sha)))))
+            last_version = select(func.max(Version.version)).where(Version.record_id == Record.id).scalar_subquery()
+            same_version = (
+                select(Version.version)
+                .where(Version.record_id == Record.id, Version.pdf_sha256 == pdf_sha, Version.status != STATUS_DELETED)
                 .order_by(Version.version.desc())
                 .limit(1)
+                .scalar_subquery()
             )
-            last = s.scalar(select(func.max(Version.version)).where(Version.record_id == record.id)) or 0
-            if same is not None:
-                return self._result(s, record, same, okey), last + 1, indexed
-            return None, last + 1, indexed
+            row = conn.execute(
+                select(Owner.owner_key, last_version, same_version)
+                .select_from(Record)
+                .join(Owner, Owner.id == Record.owner_id)
+                .where(Record.uri == uri)
+            ).first()
+        if row is None:
+            return None, 1, indexed
+        owner_key, last, same = row
+        if owner_key != okey:
+            raise InvalidRequest(f"record {uri} belongs to another owner")
+        if same is not None:
+            return self.get_result(uri, same), last + 1, indexed
+        return None, (last or 0) + 1, indexed
+
+    def get_result(self, uri: str, version: int) -> StoredResult:
+        """Metadata of one version (no object I/O)."""
+        with self._session("read version") as s:
+            row = self._version_row(s, uri, version)
+            record = s.get(Record, row.record_id)
+            assert record is not None
+            okey = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id)) or ""
+            return self._result(s, record, row, okey)
 
     def _retention_for(self, years: int | None, mode: str | None, created_at: datetime) -> Retention | None:
         if not years:
