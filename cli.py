@@ -529,6 +529,8 @@ def bulk_status(
         runs = [ledger.run(run_id)] if run_id else ledger.runs()
         if run_id and runs[0] is None:
             raise fail(f"no bulk run {run_id}", Exit.NOT_FOUND)
+        if not runs and not as_json:
+            out.print("no bulk runs yet")
         for run in runs:
             summary = current_summary(ledger, run.id)
             if as_json:

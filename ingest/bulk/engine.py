@@ -224,12 +224,15 @@ def _run_local(ledger: Ledger, run_id: str, options: RunOptions, tick: Callable[
 def _run_celery(ledger: Ledger, run_id: str, options: RunOptions, tick: Callable[[], None]) -> None:
     from ingest.celery_app import send_unit
 
-    last_check = 0.0
+    last_check, started, warned = 0.0, time.monotonic(), False
     while True:
         units = with_db_retry(lambda: ledger.units(run_id), what="list units")
         active = [u for u in units if u.state not in FINAL_STATES]
         if not active:
             return
+        if not warned and time.monotonic() - started > 60 and all(u.attempts == 0 for u in active):
+            log.warning("no worker has taken a unit for 60 s: is `sohoa worker` running on the same broker?")
+            warned = True
         if time.monotonic() - last_check >= max(options.poll_s, 2.0):
             last_check = time.monotonic()
             now = utcnow()

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,8 @@ def process_unit(ctx: WorkerContext, run_id: str, unit_id: int) -> UnitOutcome:
         return finish(UnitState.FAILED, reason_code="internal_error", reason=f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _digitize(ctx: WorkerContext, run: RunRow, unit: UnitRow, me: str, finish) -> UnitOutcome:
+def _digitize(ctx: WorkerContext, run: RunRow, unit: UnitRow, me: str,
+              finish: Callable[..., UnitOutcome]) -> UnitOutcome:
     s, ledger = ctx.settings, ctx.ledger
     owner_id = ctx.cipher.decrypt(unit.owner_sealed, unit.owner_ref) if unit.owner_sealed and unit.owner_ref else None
     if owner_id is None:
@@ -163,9 +165,8 @@ def _digitize(ctx: WorkerContext, run: RunRow, unit: UnitRow, me: str, finish) -
         reasons = review_reasons(analysis, hinted=bool(unit.doc_type_hint),
                                  check_quality=bool(run.options.get("review_quality", True)))
         if reasons:
-            code, text = reasons[0]
             return finish(UnitState.REVIEW, doc_type=classification.doc_type,
-                          confidence=round(classification.confidence, 4), reason_code=code,
+                          confidence=round(classification.confidence, 4), reason_code=reasons[0][0],
                           reason="; ".join(t for _, t in reasons))
     doc_type = hint or classification.doc_type
     uri = unit.record_uri or f"{s.agency_code}.{doc_type}.{unit.record_ulid}"
@@ -184,8 +185,9 @@ def store_with_retry(ctx: WorkerContext, doc: DocumentInput, pages: list[SourceP
                      times: dict[str, float], retry_s: float) -> tuple[str, int]:
     """Convert, sign and store; while storage is down, wait and try again (re-checking first
     whether the previous attempt reached the repository after all)."""
+    if doc.uri is None:
+        raise ValueError("store_with_retry needs the unit's record URI fixed in advance")
     start, delay = time.monotonic(), 1.0
-    assert doc.uri is not None
     while True:
         try:
             stored = ctx.pipeline.finalize(doc, pages, analysis, times).stored
