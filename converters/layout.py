@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,7 +85,8 @@ class Fonts:
     def printable(self, text: str) -> str:
         """``text`` with characters the text-layer font cannot encode replaced by '?'."""
         face = pdfmetrics.getFont(self.text_layer).face
-        return "".join(ch if ord(ch) in face.charToGlyph or ch.isspace() else "?" for ch in text)
+        return "".join(ch if ord(ch) in face.charToGlyph or ch.isspace() else "?"
+                       for ch in unicodedata.normalize("NFC", text))
 
 
 @lru_cache(maxsize=16)

@@ -6,6 +6,7 @@ drawing them is ``converters.layout``'s job.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -60,6 +61,11 @@ class MarkText:
     facts: dict[str, str] = field(default_factory=dict)
 
 
+def nfc(text: str) -> str:
+    """Unicode NFC (TCVN 6909:2001 text is precomposed): one glyph per Vietnamese letter."""
+    return unicodedata.normalize("NFC", text)
+
+
 def to_vietnam_time(moment: datetime) -> datetime:
     """The same instant in Vietnam time (UTC+07:00); naive datetimes are rejected."""
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -106,6 +112,8 @@ def conversion_mark(record: StructuredRecord, wording: MarkWording | None = None
     }
     if info.lookup_url:
         facts["lookup_url"] = info.lookup_url
+    lines = [nfc(line) for line in lines]
+    facts = {key: nfc(value) for key, value in facts.items()}
     return MarkText(lines=lines, qr_payload=_qr_text(lines[0], facts, wording), iso_time=iso_time,
                     facts=facts)
 
@@ -157,5 +165,5 @@ def paper_mark(facts: PaperFacts, wording: PaperWording | None = None) -> MarkTe
                 f"{wording.uri_label}: {facts.uri}"]
     if facts.lookup_url:
         qr_lines.append(f"{wording.lookup_label}: {facts.lookup_url}")
-    return MarkText(lines=lines, qr_payload="\n".join(qr_lines), iso_time=iso_time,
-                    facts={"printed_at": iso_time, "uri": facts.uri})
+    return MarkText(lines=[nfc(line) for line in lines], qr_payload=nfc("\n".join(qr_lines)),
+                    iso_time=iso_time, facts={"printed_at": iso_time, "uri": facts.uri})

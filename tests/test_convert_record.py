@@ -61,3 +61,14 @@ def test_mark_wording_is_data():
     custom = conversion_mark(record, MarkWording(agency_label="Đơn vị chuyển đổi"))
     assert any(line.startswith("Đơn vị chuyển đổi: ") for line in custom.lines)
     assert "Đơn vị chuyển đổi: " in custom.qr_payload
+
+
+def test_mark_text_is_nfc():
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "Uỷ ban nhân dân phường Bến Nghé")
+    record = make_record()
+    record.conversion.agency_name = decomposed
+    mark = conversion_mark(record)
+    assert "Uỷ ban nhân dân phường Bến Nghé" in mark.lines[2]
+    assert unicodedata.is_normalized("NFC", mark.qr_payload)
