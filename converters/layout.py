@@ -36,7 +36,7 @@ from ocr.types import Word
 
 Rect = tuple[float, float, float, float]  # x1, y1, x2, y2 (lower-left origin, points)
 
-# DejaVu covers every Vietnamese precomposed letter (the Debian Liberation 2.1 build does not)
+# DejaVu (fonts-dejavu-core) covers every Vietnamese letter; fonts-liberation 1.07 does not
 DEFAULT_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
 DEFAULT_BOLD_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"
 
