@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -38,8 +40,45 @@ HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-router = APIRouter(prefix="/desk", include_in_schema=False)
 _service_lock = threading.Lock()
+
+
+def open_service(app: Any) -> DeskService:
+    """The app's DeskService, created once; creating it resumes unfinished drafts."""
+    state = app.state
+    service = getattr(state, "desk", None)
+    if service is None:
+        with _service_lock:
+            service = getattr(state, "desk", None)
+            if service is None:
+                settings: Settings = getattr(state, "settings", None) or load_settings()
+                options = getattr(getattr(state, "services", None), "options", None)
+                service = DeskService(settings,
+                                      max_files=getattr(options, "max_files", None),
+                                      max_upload_bytes=getattr(options, "max_upload_bytes", None))
+                service.resume()
+                state.desk = service
+    return service
+
+
+@asynccontextmanager
+async def desk_lifespan(app: Any) -> AsyncIterator[None]:
+    """Start the desk with the server (drafts left unfinished are processed at once), stop it
+    with the server (queued work stays on disk for the next start)."""
+    try:
+        await run_in_threadpool(open_service, app)
+    except Exception:  # the API must start anyway; the first desk request retries and reports
+        log.exception("desk: could not start; will retry on the first desk request")
+    try:
+        yield
+    finally:
+        service = getattr(app.state, "desk", None)
+        if service is not None:
+            await run_in_threadpool(service.close)
+            app.state.desk = None
+
+
+router = APIRouter(prefix="/desk", include_in_schema=False, lifespan=desk_lifespan)
 
 
 # ---- plumbing ------------------------------------------------------------------------------
@@ -59,21 +98,7 @@ def desk_user(principal: Principal = Depends(require_officer)) -> DeskUser:
 
 
 def desk_service(request: Request) -> DeskService:
-    """One DeskService per app, created on first use; it resumes unfinished drafts."""
-    state = request.app.state
-    service = getattr(state, "desk", None)
-    if service is None:
-        with _service_lock:
-            service = getattr(state, "desk", None)
-            if service is None:
-                settings: Settings = getattr(state, "settings", None) or load_settings()
-                options = getattr(getattr(state, "services", None), "options", None)
-                service = DeskService(settings,
-                                      max_files=getattr(options, "max_files", None),
-                                      max_upload_bytes=getattr(options, "max_upload_bytes", None))
-                service.resume()
-                state.desk = service
-    return service
+    return open_service(request.app)
 
 
 def language(request: Request, lang: str | None = Query(None, max_length=5)) -> str:

@@ -147,7 +147,8 @@ class DeskService:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._pool.shutdown(wait=True, cancel_futures=False)
+            # queued drafts stay "received"/"processing" on disk: the next start resumes them
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self.pipeline.close()
 
     # ---- receive -----------------------------------------------------------------------------
