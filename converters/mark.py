@@ -7,13 +7,19 @@ drawing them is ``converters.layout``'s job.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TypeVar
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+import yaml
 
 from converters.record import StructuredRecord
 
 VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+_W = TypeVar("_W", "MarkWording", "PaperWording")
 
 DEFAULT_STATEMENT = "Văn bản này được chuyển đổi từ văn bản giấy sang thông điệp dữ liệu"
 
@@ -49,6 +55,38 @@ class PaperWording:
     uri_label: str = "Mã tra cứu"
     lookup_label: str = "Tra cứu bản gốc tại"
     signature_label: str = "Tình trạng chữ ký số khi in"
+
+
+class WordingError(ValueError):
+    """A wording file is unreadable or names labels that do not exist."""
+
+
+def load_wording(path: str | Path) -> tuple[MarkWording, PaperWording]:
+    """Agency-specific wording from a YAML file (sector rules set the exact text)::
+
+        conversion:            # MarkWording fields; omitted ones keep the default
+          statement: "Bản điện tử chuyển đổi từ văn bản giấy"
+          agency_label: "Đơn vị chuyển đổi"
+        paper:                 # PaperWording fields
+          statement: "Bản giấy chuyển đổi từ thông điệp dữ liệu"
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise WordingError(f"cannot read wording file {path}: {exc}") from exc
+    if not isinstance(data, dict) or set(data) - {"conversion", "paper"}:
+        raise WordingError(f"{path}: expected the sections 'conversion' and/or 'paper'")
+    return (_wording(MarkWording, data.get("conversion") or {}, path),
+            _wording(PaperWording, data.get("paper") or {}, path))
+
+
+def _wording(kind: type[_W], values: object, path: str | Path) -> _W:
+    names = {f.name for f in fields(kind)}
+    if not isinstance(values, dict) or set(values) - names or not all(
+            isinstance(v, str) and v.strip() for v in values.values()):
+        raise WordingError(f"{path}: {kind.__name__} takes non-empty texts for "
+                           f"{', '.join(sorted(names))}")
+    return kind(**{key: nfc(value) for key, value in values.items()})
 
 
 @dataclass(frozen=True)

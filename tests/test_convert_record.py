@@ -72,3 +72,21 @@ def test_mark_text_is_nfc():
     mark = conversion_mark(record)
     assert "Uỷ ban nhân dân phường Bến Nghé" in mark.lines[2]
     assert unicodedata.is_normalized("NFC", mark.qr_payload)
+
+
+def test_wording_loads_from_yaml(tmp_path):
+    from converters.mark import WordingError, load_wording
+
+    path = tmp_path / "wording.yaml"
+    path.write_text("conversion:\n  agency_label: Đơn vị chuyển đổi\n"
+                    "paper:\n  statement: Bản giấy chuyển đổi từ thông điệp dữ liệu\n",
+                    encoding="utf-8")
+    conversion, paper = load_wording(path)
+    assert conversion.agency_label == "Đơn vị chuyển đổi"
+    assert conversion.time_label == MarkWording().time_label  # omitted: default kept
+    assert paper.statement == "Bản giấy chuyển đổi từ thông điệp dữ liệu"
+    path.write_text("conversion:\n  agencylabel: typo\n", encoding="utf-8")
+    with pytest.raises(WordingError, match="MarkWording takes"):
+        load_wording(path)
+    with pytest.raises(WordingError, match="cannot read"):
+        load_wording(tmp_path / "missing.yaml")
