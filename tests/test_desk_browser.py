@@ -236,9 +236,15 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
     page.wait_for_selector(".alert.error")
     assert page.get_attribute("#f-so_dinh_danh", "aria-invalid") == "true"
     _shot(page, "06-invalid-field")
+    assert page.evaluate("document.activeElement.id") == "f-so_dinh_danh"  # focus on the problem
     page.fill("#f-so_dinh_danh", "082 323 426 576")
     page.fill("#f-ho_ten", "Trần Thị Thanh Nhung")
     page.fill("#f-so_van_ban", "189/2023/TLKS")
+    page.keyboard.press("Enter")  # Enter saves the draft (never a page button)
+    page.wait_for_selector(".alert.ok")
+    assert page.locator("input[name=page]").count() == 2
+    assert page.locator("#f-ho_ten").input_value() == "Trần Thị Thanh Nhung"
+    assert page.locator("#f-so_dinh_danh").input_value() == "082 323 426 576"
 
     # ---- confirm: convert, sign, store; the result page shows URI and signature verdict
     page.click("#confirm")

@@ -241,13 +241,15 @@ async def receive(request: Request, user: DeskUser = Depends(desk_user),
 
 @router.get("/drafts/{draft_id}", name="desk_draft")
 def draft_page(request: Request, draft_id: str, page: int = Query(0, ge=0),
-               user: DeskUser = Depends(desk_user), lang: str = Depends(language)) -> Response:
+               saved: bool = Query(False), user: DeskUser = Depends(desk_user),
+               lang: str = Depends(language)) -> Response:
     service = desk_service(request)
     try:
         draft = _draft_for(service, draft_id, user)
     except DeskPageError as exc:
         return _error_page(request, user, lang, exc)
-    return _draft_view(request, service, draft, user, lang, current=page)
+    notice = translator(lang)("review.saved") if saved and draft.status == "ready" else None
+    return _draft_view(request, service, draft, user, lang, current=page, notice=notice)
 
 
 _STEPS = ("received", "recognizing", "rendering", "ready")
@@ -405,6 +407,8 @@ async def update_draft(request: Request, draft_id: str, user: DeskUser = Depends
         draft = service.store.get(draft_id)
         return _draft_view(request, service, draft, user, lang, error=t("error.unavailable"),
                            status_code=503)
+    if action == "save":
+        return RedirectResponse(f"{url}?saved=1", status_code=303)
     focus = _focus_after(action, len(draft.pages))
     return RedirectResponse(f"{url}?page={focus}" if focus else url, status_code=303)
 
