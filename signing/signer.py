@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import os
 import tempfile
 import threading
 import zlib
@@ -589,6 +590,12 @@ _APPEARANCE_CHARSET: tuple[range, ...] = (
 _PDF_GLYPH_SPACE = 1000  # PDF glyph space units per text space unit
 
 
+def _font_cache_dir() -> Path:
+    """Per-user cache (not the shared /tmp, where another user could plant a font file)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sohoa" / "fonts"
+
+
 def prepared_font(font_path: Path, cache_dir: Path | None = None) -> Path:
     """A copy of ``font_path`` cut down to the Vietnamese/Latin repertoire, cached on disk.
 
@@ -605,11 +612,15 @@ def prepared_font(font_path: Path, cache_dir: Path | None = None) -> Path:
     data = font_path.read_bytes()
     recipe = repr((_APPEARANCE_CHARSET, _PDF_GLYPH_SPACE, "no-hinting-no-layout")).encode()
     tag = hashlib.sha256(data + recipe).hexdigest()[:16]
-    cache_dir = cache_dir or Path(tempfile.gettempdir()) / "sohoa-fonts"
+    cache_dir = cache_dir or _font_cache_dir()
     out = cache_dir / f"{font_path.stem}-{tag}.ttf"
     if out.exists():
         return out
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:  # read-only home (containers): a private per-process directory
+        cache_dir = Path(tempfile.mkdtemp(prefix="sohoa-fonts-"))
+        out = cache_dir / out.name
     options = subset.Options()
     options.notdef_outline = True
     options.hinting = False  # screen hinting is useless for a signature box; saves ~40 %
