@@ -274,8 +274,11 @@ class Ledger:
 
     # units
     def add_units(self, run_id: str, units: list[NewUnit]) -> None:
+        """Write a run's planned units and mark it running, in one transaction (a crash leaves the
+        run either unplanned or fully planned)."""
         now = utcnow()
         with self._session("add units") as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(state=RunState.RUNNING, updated_at=now))
             s.add_all(UnitRow(run_id=run_id, seq=u.seq, unit_key=u.unit_key, sources=u.sources,
                               page_count=u.page_count, record_ulid=u.record_ulid,
                               owner_ref=u.owner_ref, owner_sealed=u.owner_sealed,

@@ -110,7 +110,6 @@ def plan_run(settings: Settings, ledger: Ledger, run: RunRow, workers: int) -> i
     identity = identity_for(settings)
     units = deduplicate([to_new_unit(seq, d, identity) for seq, d in enumerate(drafts, start=1)], ledger)
     with_db_retry(lambda: ledger.add_units(run.id, units), what="add units")
-    with_db_retry(lambda: ledger.set_run_state(run.id, RunState.RUNNING), what="update run")
     return len(units)
 
 
