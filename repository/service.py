@@ -572,6 +572,11 @@ class Repository:
                 raise exc
         return [f.result() for f in futures]
 
+    def read_blob(self, sha256: str) -> bytes:
+        """The bytes of a content-addressed blob, verified against the digest
+        (``IntegrityFailure`` when changed or missing)."""
+        return self._read_verified(layout.blob_key(sha256), sha256)
+
     def _read_verified(self, key: str, sha: str) -> bytes:
         try:
             data = self.objects.get(key)

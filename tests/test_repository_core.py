@@ -257,9 +257,12 @@ def test_get_unknown_record_and_bad_input(env: Env):
 @diagonal
 def test_get_detects_tampered_object(env: Env):
     res = env.repo.store(make_request())
+    assert env.repo.read_blob(res.sha256) == env.repo.get(res.uri).pdf
     env.overwrite(res.object_key, b"%PDF-1.7 forged")
     with pytest.raises(IntegrityFailure):
         env.repo.get(res.uri)
+    with pytest.raises(IntegrityFailure):
+        env.repo.read_blob(res.sha256)
 
 
 # -- listing and search -----------------------------------------------------------------------
