@@ -44,20 +44,20 @@ from pyhanko.pdf_utils.font.opentype import (
     GlyphAccumulator,
     GlyphAccumulatorFactory,
 )
-from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import attributes, fields, signers, timestamps
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.general import as_signing_certificate_v2
-from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
-from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 SignatureLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 LEVELS: tuple[str, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -349,12 +349,6 @@ def _self_signed(certs: list[asn1_x509.Certificate]) -> list[asn1_x509.Certifica
 
 
 @dataclass
-class _LevelPlan:
-    meta: signers.PdfSignatureMetadata
-    needs_timestamp: bool
-
-
-@dataclass
 class PdfSigner:
     """Signs PDFs with one loaded key. Not reentrant: calls are serialised by a lock."""
 
@@ -363,7 +357,6 @@ class PdfSigner:
     font_path: Path = field(default_factory=lambda: _default_font())
     font_size: int = DEFAULT_FONT_SIZE
     timestamper: timestamps.TimeStamper | None = None
-    prefer_pss: bool = True
     closer: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
@@ -417,7 +410,8 @@ class PdfSigner:
         self._check_box(box)
         self._check_certificate_validity()
         timestamper = self._timestamper_for(level, timestamp_url)
-        n_pages = int(self._open(pdf).root["/Pages"]["/Count"])
+        writer = self._open(pdf)
+        n_pages = int(writer.root["/Pages"]["/Count"])
         if not 0 <= page < n_pages:
             raise SigningError(f"page {page} out of range: the document has {n_pages} page(s)")
         text = "\n".join(lines) if lines else self.subject_name
@@ -435,7 +429,7 @@ class PdfSigner:
         with self._lock:
             reserved = self._reserved.get(key)
             try:
-                out = self._run_sign(pdf_signer, self._open(pdf), text, reserved)
+                out = self._run_sign(pdf_signer, writer, text, reserved)
             except _ReservationTooSmall:
                 # e.g. a longer OCSP answer than the one measured: let pyHanko size it again
                 reserved = None
@@ -810,7 +804,6 @@ def open_signer(
         trust_roots=roots,
         font_path=font_path or _default_font(),
         timestamper=timestamper,
-        prefer_pss=prefer_pss,
         closer=closer,
     )
 
