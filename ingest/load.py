@@ -124,6 +124,9 @@ def _load_image(data: bytes, name: str, media: str, limits: LoadLimits) -> list[
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            fast = _decode_single_with_opencv(image, data, name, limits)
+            if fast is not None:
+                return [fast]
             pages: list[SourcePage] = []
             for index, frame in enumerate(ImageSequence.Iterator(image)):
                 if index >= limits.max_pages:
@@ -139,6 +142,34 @@ def _load_image(data: bytes, name: str, media: str, limits: LoadLimits) -> list[
     if not pages:
         raise InputError(name, "no_pages", "the image file contains no page")
     return pages
+
+
+def _decode_single_with_opencv(image: Image.Image, data: bytes, name: str, limits: LoadLimits) -> SourcePage | None:
+    """Plain single-page JPEG/PNG/BMP/WebP (gray or RGB, complete file): decode with OpenCV, ~2x
+    cheaper than Pillow + conversion. OpenCV applies the EXIF orientation itself. None: use Pillow."""
+    if getattr(image, "n_frames", 1) != 1 or image.mode not in ("L", "RGB") or not _is_complete(image.format, data):
+        return None
+    _check_pixels(name, image.size, limits)
+    flag = cv2.IMREAD_GRAYSCALE if image.mode == "L" else cv2.IMREAD_COLOR
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if array is None:
+        return None
+    dpi = _dpi_from_info(image.info, limits)
+    height, width = array.shape[:2]
+    if dpi is not None and max(height, width) / dpi > limits.max_page_inches:
+        dpi = None
+    if dpi is None:
+        return SourcePage(source=name, index=0, image=array, dpi=estimate_dpi(width, height), dpi_estimated=True)
+    return SourcePage(source=name, index=0, image=array, dpi=dpi)
+
+
+def _is_complete(fmt: str | None, data: bytes) -> bool:
+    """The file ends where its format says it ends (OpenCV silently decodes truncated files)."""
+    if fmt == "JPEG":
+        return data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if fmt == "PNG":
+        return b"IEND" in data[-16:]
+    return fmt in ("BMP", "WEBP")
 
 
 def _check_pixels(name: str, size: tuple[int, int], limits: LoadLimits) -> None:

@@ -22,10 +22,10 @@ def test_kinds_are_the_documented_set() -> None:
 def test_each_kind_is_deterministic_and_returns_its_dpi(page, kind: str) -> None:
     first, dpi = degrade(page.image, kind, seed=4, dpi=page.dpi)
     again, dpi_again = degrade(page.image, kind, seed=4, dpi=page.dpi)
-    other, _ = degrade(page.image, kind, seed=5, dpi=page.dpi)
     assert dpi == dpi_again and np.array_equal(first, again)
     assert first.dtype == np.uint8 and first.ndim in (2, 3)
-    if kind != "clean_300":
+    if kind in ("scan_200", "phone_photo"):
+        other, _ = degrade(page.image, kind, seed=5, dpi=page.dpi)
         assert first.shape != other.shape or not np.array_equal(first, other)
     expected = {"clean_300": 300, "scan_200": 200, "bad_150": 150, "rotated": 300, "faded": 300, "red_seal": 300}
     if kind in expected:
@@ -37,10 +37,13 @@ def test_each_kind_is_deterministic_and_returns_its_dpi(page, kind: str) -> None
 
 
 def test_rotated_turns_the_page_and_phone_photo_has_background(page) -> None:
-    rotated, _ = degrade(page.image, "rotated", seed=1, dpi=page.dpi)
-    # A4 portrait turned by 90/270 becomes landscape; 180 stays portrait but differs from the original
-    height, width = rotated.shape[:2]
-    assert width > height or not np.allclose(cv2.resize(rotated, (page.image.shape[1] * 2, page.image.shape[0] * 2))[:50].mean(), 255)
+    for seed in (1, 2):
+        rotated, _ = degrade(page.image, "rotated", seed=seed, dpi=page.dpi)
+        gray = rotated if rotated.ndim == 2 else cv2.cvtColor(rotated, cv2.COLOR_BGR2GRAY)
+        height, width = gray.shape
+        # 90/270: an A4 portrait page becomes landscape; 180: the header block ends up at the bottom
+        band = height // 6
+        assert width > height or gray[-band:].mean() < gray[:band].mean()
     photo, _ = degrade(page.image, "phone_photo", seed=1, dpi=page.dpi)
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
     assert gray[:10, :10].mean() < 150 and gray[-10:, -10:].mean() < 150  # table around the sheet
