@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
 from ingest.settings import Settings
-from repository import Repository
+from repository import Repository, RepositoryError
 from repository.access import AccessStore
 from repository.audit import AuditEntry, AuditLog, AuditWriter, load_or_create_service_key
 
@@ -152,8 +153,14 @@ def create_app(settings: Settings, options: ApiOptions | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        # Open (and migrate) the repository before anything else starts using the database:
+        # Alembic keeps per-process global state, so two first opens must not overlap.
+        try:
+            await run_in_threadpool(lambda: services.repository)
+        except (RepositoryError, ValueError, OSError) as exc:
+            log.warning("repository not available at start-up (readyz will say so): %s", exc)
         yield
-        services.close()
+        await run_in_threadpool(services.close)
 
     app = FastAPI(
         title="sohoa API",

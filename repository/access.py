@@ -30,7 +30,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
+    bindparam,
+    literal,
     or_,
     select,
     update,
@@ -410,13 +411,58 @@ def _job_info(j: Job) -> JobInfo:
                    result_sha256=j.result_sha256, error_code=j.error_code, error_message=j.error_message)
 
 
-def _facts(record: Record, ver: Version, okey: str, size: int, pdf_key: str, record_key: str) -> RecordFacts:
-    return RecordFacts(uri=record.uri, version=ver.version, current_version=record.current_version, owner_key=okey,
-                       converting_agency_code=record.converting_agency_code, doc_type=ver.doc_type,
-                       title=record.title, issuing_agency=record.issuing_agency, pdf_sha256=ver.pdf_sha256,
-                       pdf_key=pdf_key, pdf_size=int(size), record_sha256=ver.record_sha256, record_key=record_key,
-                       pages=ver.pages, status=ver.status, created_at=aware(ver.created_at),
-                       updated_at=aware(record.updated_at))
+def _facts_query(record_key_column):  # noqa: ANN001, ANN202 (SQLAlchemy column / Select)
+    return (select(Record.uri, Record.current_version, Record.converting_agency_code, Record.title,
+                   Record.issuing_agency, Record.updated_at, Version.version, Version.doc_type, Version.pdf_sha256,
+                   Version.record_sha256, Version.pages, Version.status, Version.created_at, Owner.owner_key,
+                   Blob.size, Blob.object_key.label("pdf_key"), record_key_column)
+            .select_from(Record)
+            .join(Version, Version.record_id == Record.id)
+            .join(Owner, Owner.id == Record.owner_id)
+            .join(Blob, Blob.sha256 == Version.pdf_sha256))
+
+
+@functools.cache
+def _facts_statement(specific_version: bool):  # noqa: ANN202 (Select, built once: statement building costs more than the query)
+    record_blob = aliased(Blob)
+    q = (_facts_query(record_blob.object_key.label("record_key"))
+         .join(record_blob, record_blob.sha256 == Version.record_sha256)
+         .where(Record.uri == bindparam("uri"), Version.status != "deleted"))
+    q = q.where(Version.version == bindparam("version")) if specific_version else q.order_by(Version.version.desc())
+    return q.limit(1)
+
+
+@functools.cache
+def _key_statement():  # noqa: ANN202
+    return (select(ApiKey.secret_sha256, ApiKey.expires_at, ApiKey.revoked_at.label("key_revoked"),
+                   *ApiClient.__table__.columns)
+            .join(ApiClient, ApiClient.id == ApiKey.client_id)
+            .where(ApiKey.key_id == bindparam("key_id")))
+
+
+@functools.cache
+def _active_grants_statement():  # noqa: ANN202
+    g = AccessGrant.__table__
+    return select(g).where(g.c.owner_key == bindparam("owner_key"), g.c.agency_code == bindparam("agency_code"),
+                           g.c.purpose == bindparam("purpose"), g.c.revoked_at.is_(None),
+                           g.c.valid_from <= bindparam("now"), g.c.valid_until > bindparam("now"))
+
+
+@functools.cache
+def _active_authorizations_statement():  # noqa: ANN202
+    a = Authorization.__table__
+    return select(a).where(a.c.owner_key == bindparam("owner_key"),
+                           a.c.representative_key == bindparam("representative_key"), a.c.revoked_at.is_(None),
+                           a.c.valid_from <= bindparam("now"), a.c.valid_until > bindparam("now"))
+
+
+def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
+    return RecordFacts(uri=r.uri, version=r.version, current_version=r.current_version, owner_key=r.owner_key,
+                       converting_agency_code=r.converting_agency_code, doc_type=r.doc_type, title=r.title,
+                       issuing_agency=r.issuing_agency, pdf_sha256=r.pdf_sha256, pdf_key=r.pdf_key,
+                       pdf_size=int(r.size), record_sha256=r.record_sha256, record_key=r.record_key,
+                       pages=r.pages, status=r.status, created_at=aware(r.created_at),
+                       updated_at=aware(r.updated_at))
 
 
 # ---- the store -------------------------------------------------------------------------------
@@ -529,19 +575,19 @@ class AccessStore:
             return None
         key_id, token = parsed
         now = at or utcnow()
-        with self._session("authenticate") as s:
-            row = s.execute(select(ApiKey, ApiClient).join(ApiClient, ApiClient.id == ApiKey.client_id)
-                            .where(ApiKey.key_id == key_id)).first()
+        with db_errors("authenticate"), self.engine.connect() as conn:
+            row = conn.execute(_key_statement(), {"key_id": key_id}).first()
         if row is None:
             hmac.compare_digest(sha256_hex(token), "0" * 64)  # same work for unknown key ids
             return None
-        k, client = row
-        if not hmac.compare_digest(sha256_hex(token), k.secret_sha256):
+        if not hmac.compare_digest(sha256_hex(token), row.secret_sha256):
             return None
-        expires = aware(k.expires_at)
-        if k.revoked_at is not None or client.revoked_at is not None or (expires is not None and expires <= now):
+        expires = aware(row.expires_at)
+        if row.key_revoked is not None or row.revoked_at is not None or (expires is not None and expires <= now):
             return None
-        return _client_info(client, 1)
+        return ClientInfo(id=row.id, name=row.name, kind=row.kind, agency_code=row.agency_code,
+                          owner_key=row.owner_key, rate_per_second=row.rate_per_second, burst=row.burst,
+                          created_at=aware(row.created_at), revoked_at=None, active_keys=1)
 
     # -- desk users and sessions -----------------------------------------------------------------
     def add_user(self, name: str, role: str, password: str, *, replace: bool = False) -> UserInfo:
@@ -659,12 +705,10 @@ class AccessStore:
                       at: datetime | None = None) -> list[GrantInfo]:
         """Grants letting ``agency_code`` read ``owner_key``'s records for ``purpose`` at ``at``."""
         now = at or utcnow()
-        with self._session("check grant") as s:
-            rows = s.scalars(select(AccessGrant).where(
-                AccessGrant.owner_key == owner_key, AccessGrant.agency_code == agency_code,
-                AccessGrant.purpose == purpose, AccessGrant.revoked_at.is_(None),
-                AccessGrant.valid_from <= now, AccessGrant.valid_until > now)).all()
-        return [_grant_info(g) for g in rows]
+        with db_errors("check grant"), self.engine.connect() as conn:
+            rows = conn.execute(_active_grants_statement(), {"owner_key": owner_key, "agency_code": agency_code,
+                                                             "purpose": purpose, "now": now}).all()
+        return [_grant_info(g) for g in rows]  # type: ignore[arg-type] (Row has the same attributes)
 
     # -- authorizations (uỷ quyền) ---------------------------------------------------------------
     def create_authorization(self, *, owner_key: str, representative_key: str, valid_from: datetime,
@@ -707,30 +751,19 @@ class AccessStore:
     def active_authorizations(self, *, owner_key: str, representative_key: str,
                               at: datetime | None = None) -> list[AuthorizationInfo]:
         now = at or utcnow()
-        with self._session("check authorization") as s:
-            rows = s.scalars(select(Authorization).where(
-                Authorization.owner_key == owner_key, Authorization.representative_key == representative_key,
-                Authorization.revoked_at.is_(None), Authorization.valid_from <= now,
-                Authorization.valid_until > now)).all()
-        return [_authorization_info(a) for a in rows]
+        with db_errors("check authorization"), self.engine.connect() as conn:
+            rows = conn.execute(_active_authorizations_statement(),
+                                {"owner_key": owner_key, "representative_key": representative_key, "now": now}).all()
+        return [_authorization_info(a) for a in rows]  # type: ignore[arg-type]
 
     # -- records, as seen by access control -------------------------------------------------------
     def record_facts(self, uri: str, version: int | None = None) -> RecordFacts | None:
-        """One version (default: the newest not deleted) of a record, or ``None`` (one query)."""
-        pdf_blob, record_blob = aliased(Blob), aliased(Blob)
-        q = (select(Record, Version, Owner.owner_key, pdf_blob.size, pdf_blob.object_key, record_blob.object_key)
-             .join(Version, Version.record_id == Record.id)
-             .join(Owner, Owner.id == Record.owner_id)
-             .join(pdf_blob, pdf_blob.sha256 == Version.pdf_sha256)
-             .join(record_blob, record_blob.sha256 == Version.record_sha256)
-             .where(Record.uri == uri, Version.status != "deleted"))
-        q = q.where(Version.version == version) if version is not None else q.order_by(Version.version.desc())
-        with self._session("read record") as s:
-            row = s.execute(q.limit(1)).first()
-        if row is None:
-            return None
-        record, ver, okey, size, pdf_key, record_key = row
-        return _facts(record, ver, okey, size, pdf_key, record_key)
+        """One version (default: the newest not deleted) of a record, or ``None`` (one prepared
+        query over plain columns: this runs on every record read)."""
+        params = {"uri": uri} if version is None else {"uri": uri, "version": version}
+        with db_errors("read record"), self.engine.connect() as conn:
+            row = conn.execute(_facts_statement(version is not None), params).first()
+        return _facts_from_row(row) if row is not None else None
 
     def record_versions(self, uri: str) -> list[RecordFacts]:
         facts = self.record_facts(uri)
@@ -744,11 +777,8 @@ class AccessStore:
         """Current versions of an owner's records within ``scope``, newest first."""
         if scope.empty:
             return []
-        q = (select(Record, Version, Owner.owner_key, Blob.size, Blob.object_key)
-             .join(Version, and_(Version.record_id == Record.id, Version.status == "current"))
-             .join(Owner, Owner.id == Record.owner_id)
-             .join(Blob, Blob.sha256 == Version.pdf_sha256)
-             .where(Owner.owner_key == owner_key))
+        q = _facts_query(literal("").label("record_key")).where(Owner.owner_key == owner_key,
+                                                                Version.status == "current")
         if not scope.everything:
             conditions = []
             if scope.converted_by:
@@ -763,9 +793,9 @@ class AccessStore:
         if date_to is not None:
             q = q.where(Record.updated_at < date_to)
         q = q.order_by(Record.updated_at.desc(), Record.id.desc()).limit(limit).offset(offset)
-        with self._session("list records") as s:
-            rows = s.execute(q).all()
-        return [_facts(r, v, okey, size, key, "") for r, v, okey, size, key in rows]
+        with db_errors("list records"), self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [_facts_from_row(r) for r in rows]
 
     # -- jobs --------------------------------------------------------------------------------------
     def create_job(self, *, job_id: str, submitted_by: str, owner_key: str, files: int, input_bytes: int,

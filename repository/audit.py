@@ -82,6 +82,10 @@ class AuditCheckpoint(Base):
     signature: Mapped[str] = mapped_column(String(128), nullable=False)
 
 
+_HEAD = select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 # ---- plain data ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AuditEntry:
@@ -224,22 +228,23 @@ class AuditLog:
             return []
         for attempt in range(_APPEND_ATTEMPTS):
             try:
-                with self._session("append audit events") as s, s.begin():
+                with db_errors("append audit events"), self.engine.begin() as conn:
                     if self.engine.dialect.name == "postgresql":  # writers queue instead of colliding
-                        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-                    head = s.execute(select(AuditEvent.seq, AuditEvent.hash)
-                                     .order_by(AuditEvent.seq.desc()).limit(1)).first()
+                        conn.execute(_PG_LOCK, {"k": _PG_LOCK_KEY})
+                    head = conn.execute(_HEAD).first()
                     seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
                     at = now_iso()
-                    seqs = []
+                    rows, seqs = [], []
                     for entry in entries:
                         seq += 1
                         details = canonical_json(entry.details)
                         fields = _fields_of(entry)
                         digest = entry_hash(seq, at, fields, details, prev)
-                        s.add(AuditEvent(seq=seq, at=at, details=details, prev_hash=prev, hash=digest, **fields))
+                        rows.append({"seq": seq, "at": at, "details": details, "prev_hash": prev, "hash": digest,
+                                     **fields})
                         prev = digest
                         seqs.append(seq)
+                    conn.execute(AuditEvent.__table__.insert(), rows)
                 return seqs
             except IntegrityError:
                 time.sleep(0.001 * (attempt + 1))
