@@ -94,18 +94,22 @@ def _register(path: str) -> str:
     file = Path(path)
     if not file.is_file():
         raise FontError(f"font file not found: {path}")
-    name = "sohoa-" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:10]
+    tag = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:10]
+    name = f"sohoa-{tag}"
     try:
-        pdfmetrics.registerFont(TTFont(name, io.BytesIO(_slim_font(file)), asciiReadable=False))
+        pdfmetrics.registerFont(TTFont(name, io.BytesIO(_slim_font(file, tag)), asciiReadable=False))
     except Exception as exc:  # fontTools / reportlab raise many error types for bad files
         raise FontError(f"cannot use font {path}: {exc}") from exc
     return name
 
 
-def _slim_font(file: Path) -> bytes:
+def _slim_font(file: Path, tag: str) -> bytes:
     """The font reduced to what a printed mark needs, before reportlab subsets it per document:
     the scripts of ``TEXT_RANGES``, no hinting (instructions are most of DejaVu's glyph data),
-    no OpenType layout tables, only the naming records. Embedded subsets shrink ~4x."""
+    no OpenType layout tables, only the naming records. Embedded subsets shrink ~4x.
+
+    The PostScript name gets ``tag`` appended: reportlab keys fonts by that name, so two files
+    both called "DejaVuSerif" (say, a Latin-only build) would otherwise share one font."""
     from fontTools import subset
     from fontTools.ttLib import TTFont as FontToolsFont
 
@@ -119,6 +123,9 @@ def _slim_font(file: Path) -> bytes:
     subsetter.populate(unicodes=[code for first, last in TEXT_RANGES
                                  for code in range(first, last + 1)])
     subsetter.subset(font)
+    postscript = font["name"].getDebugName(6) or file.stem
+    font["name"].setName(f"{postscript}-{tag}", 6, 3, 1, 0x409)
+    font["name"].setName(f"{postscript}-{tag}", 6, 1, 0, 0)
     out = io.BytesIO()
     font.save(out)
     return out.getvalue()
