@@ -97,3 +97,62 @@ def test_review_of_an_unknown_draft_is_refused(service):
         service.save_review("01ARZ3NDEKTSV4RRFFQ69G5FAV", doc_type=None, values={})
     with pytest.raises(DraftNotFound):
         service.confirm("not-a-draft-id")
+
+
+def _ready_draft(svc: DeskService, doc_type: str = "quyet_dinh"):
+    """A draft whose analysis is a small, fully known one (no OCR needed)."""
+    import numpy as np
+
+    from api.desk.edits import default_pages
+    from ocr.types import Analysis, Classification, CleanPage, FieldValue, PageText
+
+    image = np.full((200, 100, 3), 255, np.uint8)
+    analysis = Analysis(
+        pages=[CleanPage(source="a.jpg", index=0, archive_image=image, ocr_image=image[:, :, 0],
+                         dpi=300.0)],
+        texts=[PageText(index=0, width=100, height=200, dpi=300.0, text="QUYẾT ĐỊNH")],
+        classification=Classification(doc_type, 0.95 if doc_type != "unknown" else 0.3),
+        fields={
+            "so_van_ban": FieldValue("so_van_ban", "12/QĐ-UBND", "Số: 12/QĐ-UBND", 0.9, page=0,
+                                     bbox=(10, 20, 30, 10)),
+            "ngay_ban_hanh": FieldValue("ngay_ban_hanh", None, "", 0.0, valid=False, error="not found"),
+            "so_dinh_danh": FieldValue("so_dinh_danh", None, "0792O3012345", 0.4, valid=False,
+                                       error="personal ID must be exactly 12 digits", page=0,
+                                       bbox=(5, 100, 60, 12)),
+        })
+    draft = svc.store.create(officer="lan", owner_id=OWNER, dossier_code=None,
+                             files=[("a.jpg", JPEG)])
+    svc.store.save_analysis(draft.id, analysis)
+    with svc.store.editing(draft.id) as d:
+        d.status, d.stage, d.detected_type = "ready", "ready", doc_type
+        d.confidence, d.page_count, d.pages = analysis.classification.confidence, 1, default_pages(1)
+    return svc.store.get(draft.id)
+
+
+def test_review_form_rows_separate_not_found_from_wrongly_read(service):
+    draft = _ready_draft(service)
+    rows = {r.name: r for r in service.field_rows(draft)}
+    assert rows["so_van_ban"].error is None and rows["so_van_ban"].value == "12/QĐ-UBND"
+    assert rows["so_van_ban"].box == (10.0, 10.0, 30.0, 5.0)  # % of the 100x200 page
+    assert rows["ngay_ban_hanh"].error is None and rows["ngay_ban_hanh"].value == ""
+    assert rows["so_dinh_danh"].value == "0792O3012345"  # what was read, for the officer to fix
+    assert rows["so_dinh_danh"].error == "personal_id"
+    assert service.attention(draft, list(rows.values())) == ["invalid_fields"]
+    with pytest.raises(DeskError) as err:
+        service.confirm(draft.id)
+    assert err.value.code == "invalid_fields"
+    fixed = service.save_review(draft.id, doc_type=None, values={"so_dinh_danh": "079203012345"})
+    assert all(r.error is None for r in service.field_rows(fixed))
+    assert service.attention(fixed, service.field_rows(fixed)) == []
+
+
+def test_confirm_needs_a_real_document_type(service):
+    draft = _ready_draft(service, doc_type="unknown")
+    service.save_review(draft.id, doc_type=None, values={"so_dinh_danh": ""})
+    with pytest.raises(DeskError) as err:
+        service.confirm(draft.id)
+    assert err.value.code == "choose_type"
+    assert service.store.get(draft.id).status == "ready"  # still editable
+    with pytest.raises(DeskError) as err:
+        service.save_review(draft.id, doc_type="no_such_type", values={})
+    assert err.value.code == "unknown_type"

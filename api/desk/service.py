@@ -88,13 +88,18 @@ def initial_value(fv: FieldValue) -> str:
     return fv.raw or fv.value or ""
 
 
+def read_but_invalid(fv: FieldValue) -> bool:
+    """Something was read for the field but it failed validation (not merely "not found")."""
+    return not fv.valid and bool(fv.raw or fv.value)
+
+
 def review_reasons(analysis: Analysis, threshold: float) -> list[str]:
     """Why a document needs a careful look (i18n keys ``reason.<code>``)."""
     reasons = []
     c = analysis.classification
     if c.doc_type == UNKNOWN or c.confidence < threshold:
         reasons.append("low_confidence")
-    if any(not f.valid for f in analysis.fields.values()):
+    if any(read_but_invalid(f) for f in analysis.fields.values()):
         reasons.append("invalid_fields")
     if any(q.severity == "error" for q in analysis.quality):
         reasons.append("quality")
@@ -282,10 +287,11 @@ class DeskService:
         rows = []
         for name in names:
             fv = extracted.get(name)
-            typed = draft.values.get(name, initial_value(fv) if fv else "")
+            read = initial_value(fv) if fv else ""
+            typed = draft.values.get(name, read)
             _, error = check_value(name, typed)
-            if error is None and fv is not None and not fv.valid and typed == (fv.value or ""):
-                error = "extracted_invalid"
+            if error is None and fv is not None and read_but_invalid(fv) and typed == read:
+                error = "extracted_invalid"  # a cross-check failed: the officer must look
             rows.append(FieldRow(name=name, value=typed,
                                  extracted=fv.value if fv else None,
                                  confidence=fv.confidence if fv else 0.0, error=error,
