@@ -117,7 +117,8 @@
   function setupProgress() {
     const box = $("#progress");
     if (!box) return;
-    const started = Date.now();
+    const received = Date.parse(box.dataset.started); /* when the scans arrived (server clock) */
+    const started = Number.isNaN(received) ? Date.now() : Math.min(received, Date.now());
     const elapsed = $("#elapsed");
     const steps = ["received", "recognizing", "rendering", "ready"];
     const timer = setInterval(() => { elapsed.textContent = Math.round((Date.now() - started) / 1000); }, 500);
