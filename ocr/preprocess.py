@@ -408,11 +408,15 @@ def ocr_gray(image: np.ndarray, drop_colour_ink: bool = True) -> np.ndarray:
     if not drop_colour_ink:
         return gray
     step = max(1, min(image.shape[:2]) // 400)
-    if not (_chroma(image[::step, ::step]) > COLOURED_CHROMA).any():
+    ys, xs = np.nonzero(_chroma(image[::step, ::step]) > COLOURED_CHROMA)
+    if len(ys) == 0:
         return gray  # no coloured ink at all: skip the full-size pass
-    chroma, lightest = _chroma(image, with_max=True)
+    # full-size pass only over the box holding the coloured ink (seals, signatures are small)
+    y0, y1 = max(0, (ys.min() - 2) * step), min(image.shape[0], (ys.max() + 3) * step)
+    x0, x1 = max(0, (xs.min() - 2) * step), min(image.shape[1], (xs.max() + 3) * step)
+    chroma, lightest = _chroma(image[y0:y1, x0:x1], with_max=True)
     _, coloured = cv2.threshold(chroma, COLOURED_CHROMA, 255, cv2.THRESH_BINARY)
-    cv2.copyTo(lightest, coloured, gray)
+    cv2.copyTo(lightest, coloured, gray[y0:y1, x0:x1])
     return gray
 
 

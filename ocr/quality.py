@@ -80,8 +80,9 @@ def measure(gray: np.ndarray, binary_ink: np.ndarray, work_dpi: float) -> PageMe
     min_h, max_h = 0.03 * work_dpi, 0.6 * work_dpi  # ~2 pt .. ~43 pt glyphs
     text_like = (heights >= min_h) & (heights <= max_h) & (widths <= 3 * max_h)
     text_stats = stats[1:][text_like]
-    paper_level = _percentile_u8(gray[~ink] if (~ink).any() else gray.ravel(), 50)
-    ink_level = _percentile_u8(gray[ink], 20) if ink.sum() > 50 else paper_level
+    paper = ~ink
+    paper_level = _percentile_u8(gray, paper if paper.any() else None, 50)
+    ink_level = _percentile_u8(gray, ink, 20) if ink.sum() > 50 else paper_level
     return PageMeasures(
         ink_ratio=ink_ratio,
         text_components=int(text_like.sum()),
@@ -104,18 +105,20 @@ def sharpness(gray: np.ndarray, ink: np.ndarray) -> float:
     magnitude = cv2.magnitude(gx, gy) / 4.0  # Sobel 3x3 gain is 4 for a unit step
     near_ink = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     peak = float(np.percentile(magnitude[near_ink][::4], 90))
-    contrast = _percentile_u8(gray[~ink], 50) - _percentile_u8(gray[ink], 10) if (~ink).any() else 0.0
+    contrast = _percentile_u8(gray, ~ink, 50) - _percentile_u8(gray, ink, 10) if (~ink).any() else 0.0
     if contrast < 10:
         return 0.0
     return float(min(peak / contrast, 1.0))
 
 
-def _percentile_u8(values: np.ndarray, q: float) -> float:
-    """Percentile of uint8 values from their histogram (linear time, no sort)."""
-    counts = np.bincount(values.ravel(), minlength=256)
-    if counts.sum() == 0:
+def _percentile_u8(gray: np.ndarray, mask: np.ndarray | None, q: float) -> float:
+    """Percentile of the uint8 pixels under ``mask`` (all when None), from their histogram."""
+    mask_u8 = None if mask is None else mask.astype(np.uint8)
+    counts = cv2.calcHist([gray], [0], mask_u8, [256], [0, 256]).ravel()
+    total = counts.sum()
+    if total == 0:
         return 0.0
-    return float(np.searchsorted(np.cumsum(counts), counts.sum() * q / 100.0))
+    return float(np.searchsorted(np.cumsum(counts), total * q / 100.0))
 
 
 def _max_edge_touching(stats: np.ndarray, shape: tuple[int, ...]) -> int:
