@@ -2,14 +2,14 @@
 
 SQLite uses the FTS5 table ``search_fts`` (external content = ``search_docs``); PostgreSQL the
 generated ``tsvector`` column ``search_docs.tsv`` with a GIN index (``'simple'`` configuration:
-no stemming, the text is folded in Python). Every query token must match; the last one also
-matches as a prefix, so a search box can query while the user types. Newest versions first.
+no stemming, the text is folded in Python). Every query word must match exactly (after
+folding); a query ending in ``*`` matches its last word as a prefix. Newest versions first.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, FromClause, String, column, func, literal, table, text
+from sqlalchemy import ColumnElement, FromClause, String, column, exists, func, literal, table, text
 
 from .errors import InvalidRequest
 from .folding import fold_tokens
@@ -24,15 +24,22 @@ def query_tokens(query: str) -> list[str]:
     return tokens
 
 
-def fts5_match(tokens: list[str]) -> str:
-    """FTS5 MATCH expression: quoted tokens ANDed, last one as a prefix."""
-    parts = [f'"{t}"' for t in tokens[:-1]] + [f'"{tokens[-1]}"*']
+def wants_prefix(query: str) -> bool:
+    """A query ending in ``*`` ("giay khai s*") matches its last word as a prefix."""
+    return query.rstrip().endswith("*")
+
+
+def fts5_match(tokens: list[str], prefix: bool = False) -> str:
+    """FTS5 MATCH expression: quoted tokens ANDed, the last one optionally as a prefix."""
+    parts = [f'"{t}"' for t in tokens]
+    if prefix:
+        parts[-1] += "*"
     return " AND ".join(parts)
 
 
-def tsquery(tokens: list[str]) -> str:
-    """``to_tsquery('simple', ...)`` input: tokens ANDed, last one as a prefix."""
-    return " & ".join(tokens[:-1] + [f"{tokens[-1]}:*"])
+def tsquery(tokens: list[str], prefix: bool = False) -> str:
+    """``to_tsquery('simple', ...)`` input: tokens ANDed, the last one optionally as a prefix."""
+    return " & ".join(tokens[:-1] + [tokens[-1] + (":*" if prefix else "")])
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,13 @@ class FullText:
     match: ColumnElement[bool]
     newest_first: ColumnElement  # ORDER BY that the index can stream (stops after LIMIT rows)
 
+    def matches_row(self) -> ColumnElement[bool]:
+        """Correlated EXISTS probe of the text index for the current outer row: the plan to use
+        when another filter (one owner's records) is far more selective than the words."""
+        return exists().select_from(self.table).where(self.on, self.match)
 
-def fulltext(dialect: str, tokens: list[str], version_id: ColumnElement) -> FullText:
+
+def fulltext(dialect: str, tokens: list[str], version_id: ColumnElement, prefix: bool = False) -> FullText:
     """Full-text match of ``tokens``, newest version first.
 
     Results are ordered by recency, not by a relevance score: ordering by the index's row id lets
@@ -58,12 +70,12 @@ def fulltext(dialect: str, tokens: list[str], version_id: ColumnElement) -> Full
         return FullText(
             table=fts,
             on=fts.c.rowid == version_id,
-            match=text("search_fts MATCH :fts_match").bindparams(fts_match=fts5_match(tokens)),
+            match=text("search_fts MATCH :fts_match").bindparams(fts_match=fts5_match(tokens, prefix)),
             newest_first=fts.c.rowid.desc(),
         )
     if dialect == "postgresql":
         docs = table("search_docs", column("version_id"), column("tsv"))
-        tsq = func.to_tsquery(literal("simple", String), tsquery(tokens))
+        tsq = func.to_tsquery(literal("simple", String), tsquery(tokens, prefix))
         return FullText(
             table=docs,
             on=docs.c.version_id == version_id,

@@ -51,7 +51,7 @@ from .models import (
     VersionSource,
 )
 from .objectstore import ObjectInfo, ObjectStore, Retention, open_object_store
-from .search import fulltext, query_tokens
+from .search import fulltext, query_tokens, wants_prefix
 
 __all__ = [
     "FixityReport",
@@ -666,20 +666,20 @@ class Repository:
     ) -> list[SearchHit]:
         """Full-text search over current versions' OCR text, title and fields, insensitive to
         case and Vietnamese diacritics ("nguyen van an" finds "Nguyễn Văn An"). Every word must
-        match (the last one as a prefix); newest records first."""
+        match; a trailing ``*`` makes the last word a prefix ("nguyen van a*"); newest first."""
         tokens = query_tokens(query)
         okey = self._resolve_owner_key(owner_id, owner_key)
         with self._session("search") as s:
             q = self._filtered(s, okey, doc_type, issuing_agency, date_from, date_to)
             if q is None:
                 return []
-            ft = fulltext(self.engine.dialect.name, tokens, Version.id)
-            q = (
-                q.join(ft.table, ft.on)
-                .where(ft.match, Version.status == STATUS_CURRENT)
-                .order_by(ft.newest_first)
-                .limit(limit)
-            )
+            ft = fulltext(self.engine.dialect.name, tokens, Version.id, prefix=wants_prefix(query))
+            q = q.where(Version.status == STATUS_CURRENT)
+            if okey is None:  # walk the text index newest first, stop after `limit` rows
+                q = q.join(ft.table, ft.on).where(ft.match).order_by(ft.newest_first)
+            else:  # one owner has few records: walk them and probe the text index for each
+                q = q.where(ft.matches_row()).order_by(Version.id.desc())
+            q = q.limit(limit)
             rows = s.execute(q).all()
             return [SearchHit(result=self._result_from_row(r), rank=i) for i, r in enumerate(rows)]
 

@@ -294,6 +294,7 @@ def test_search_with_and_without_diacritics(env: Env):
     assert uris("nguyen van an") == {an.uri}
     assert uris("Nguyễn Văn An") == {an.uri}
     assert uris("NGUYEN VAN") == {an.uri}
+    assert uris("nguyen va") == set() and uris("nguyen va*") == {an.uri}  # prefix only when asked
     assert uris("dang thi dao") == {dat.uri}
     assert uris("da nang") == {dat.uri}
     assert uris("Đà Nẵng") == {dat.uri}

@@ -11,7 +11,7 @@ from repository.folding import fold_tokens
 from repository.identity import OwnerIdCipher, normalize_owner_id, owner_key
 from repository.layout import blob_key, manifest_key, parse_manifest_key, parse_record_uri, sha256_of_blob_key
 from repository.s3_store import parse_s3_datetime
-from repository.search import fts5_match, tsquery
+from repository.search import fts5_match, tsquery, wants_prefix
 
 
 @pytest.mark.parametrize(
@@ -34,11 +34,12 @@ def test_fold_handles_decomposed_input():
     assert fold(unicodedata.normalize("NFD", "Trần Thị Bích Ngọc")) == "tran thi bich ngoc"
 
 
-def test_query_expressions_and_last_token_prefix():
-    tokens = fold_tokens("Nguyễn Văn")
-    assert tokens == ["nguyen", "van"]
-    assert fts5_match(tokens) == '"nguyen" AND "van"*'
-    assert tsquery(tokens) == "nguyen & van:*"
+def test_query_expressions_exact_words_and_explicit_prefix():
+    tokens = fold_tokens("Nguyễn Văn*")
+    assert tokens == ["nguyen", "van"] and wants_prefix("Nguyễn Văn*") and not wants_prefix("Nguyễn Văn")
+    assert fts5_match(tokens) == '"nguyen" AND "van"'
+    assert fts5_match(tokens, prefix=True) == '"nguyen" AND "van"*'
+    assert tsquery(tokens) == "nguyen & van" and tsquery(tokens, prefix=True) == "nguyen & van:*"
 
 
 def test_record_uri_with_dotted_agency_code_roundtrips():
