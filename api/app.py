@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
@@ -51,6 +52,7 @@ class ApiOptions(BaseSettings):
     audit_checkpoint_seconds: float = 5.0
     job_workers: int | None = None  # default: Settings.workers
     verify_max_bytes: int = 30 * 1024 * 1024
+    auth_cache_seconds: float = 5.0  # verified API keys are re-checked after this (0: every request)
 
 
 def audit_key_path(settings: Settings) -> Path:
@@ -65,6 +67,7 @@ class Services:
         self.metrics = ApiMetrics()
         self.limiter = RateLimiter(options.rate_per_second, options.burst)
         self.failure_limiter = RateLimiter(options.failed_auth_per_second, options.failed_auth_burst)
+        self.key_cache = KeyCache(options.auth_cache_seconds)
         self._lock = threading.RLock()
         self._repository: Repository | None = None
         self._access: AccessStore | None = None

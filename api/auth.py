@@ -24,7 +24,10 @@ Everything else is the same 403 as a record that does not exist.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +97,41 @@ def owner_ref_of(services: "Services", owner_id: str) -> str:
     return services.repository.owner_key(owner_id)
 
 
+class KeyCache:
+    """Recently verified API keys (by SHA-256 of the whole key) for ``ttl`` seconds, so a busy
+    client does not cost a database lookup per request. Revocation or rotation through the API
+    clears it at once; through the CLI (another process) it takes effect within ``ttl``."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._entries: dict[str, tuple[float, ClientInfo]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _slot(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get(self, key: str) -> ClientInfo | None:
+        if self.ttl <= 0:
+            return None
+        hit = self._entries.get(self._slot(key))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: str, client: ClientInfo) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[self._slot(key)] = (time.monotonic() + self.ttl, client)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 # ---- authentication ----------------------------------------------------------------------------
 def presented_api_key(request: Request) -> str | None:
     header = request.headers.get("authorization")
@@ -126,7 +164,11 @@ def authenticate(request: Request) -> Principal | None:
     services = services_of(request)
     key = presented_api_key(request)
     if key is not None:
-        client = services.access.authenticate_key(key)
+        client = services.key_cache.get(key)
+        if client is None:
+            client = services.access.authenticate_key(key)
+            if client is not None:
+                services.key_cache.put(key, client)
         if client is None:
             limit_failed_attempts(request)
             raise unauthenticated("invalid, expired or revoked API key")
@@ -175,7 +217,7 @@ def require(*kinds: str) -> Callable[..., Principal]:
     if unknown:
         raise ValueError(f"unknown principal kinds {unknown}")
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.kind not in kinds:
             raise forbidden(f"this operation is for: {', '.join(kinds)}")
         return principal
@@ -227,7 +269,7 @@ class ReadContext:
     on_behalf_key: str | None  # owner key of the representative an agency acts for
 
 
-def read_context(request: Request) -> ReadContext:
+async def read_context(request: Request) -> ReadContext:
     """Dependency: the declared purpose and representative (headers; never in URLs)."""
     purpose = request.headers.get(PURPOSE_HEADER) or None
     if purpose is not None:

@@ -140,6 +140,7 @@ def rotate_client(request: Request, client_id: CLIENT_ID, body: RotateIn,
         issued = services.access.rotate_client(client_id, grace=timedelta(seconds=body.grace_seconds))
     except RecordNotFound:
         raise ApiProblem(404, "client_not_found", "no active client with this id") from None
+    services.key_cache.clear()
     _audit(request, principal, "client.rotate",
            details={"client_id": client_id, "key_id": issued.key_id, "grace_seconds": body.grace_seconds})
     return _issued(issued)
@@ -154,6 +155,7 @@ def revoke_client(request: Request, client_id: CLIENT_ID, principal: Annotated[P
     except RecordNotFound:
         raise ApiProblem(404, "client_not_found", "no client with this id") from None
     services.limiter.forget(f"client:{client_id}")
+    services.key_cache.clear()
     _audit(request, principal, "client.revoke", details={"client_id": client_id})
     return Response(status_code=204)
 
