@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE_PKGS=(python3 python3-venv python3-dev gcc tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng
-  poppler-utils qpdf ghostscript fonts-liberation fonts-dejavu-core libnss3-tools curl zbar-tools)
+  poppler-utils qpdf ghostscript fonts-liberation fonts-liberation2 fonts-dejavu-core libnss3-tools curl zbar-tools)
 SERVICE_PKGS=(radosgw ceph-mon ceph-mgr ceph-osd ceph-common redis-server postgresql
   softhsm2 opensc chromium ocrmypdf unpaper)
 
