@@ -127,6 +127,7 @@ def test_committed_demo_images(tmp_path: Path) -> None:
     assert 1.5 <= abs(best) <= 3.5
 
 
+@pytest.mark.slow
 def test_tesseract_reads_the_rendered_title_and_id(tmp_path: Path) -> None:
     """Independent check with the Tesseract CLI: the page is legible Vietnamese."""
     doc = render_document("giay_khai_sinh", seed=2, dpi=200)
