@@ -365,3 +365,32 @@ def test_js_id_check_mirrors_the_server_validator(desk, browser):
         else:
             assert verdict["state"] != "ok", value
     context.close()
+
+
+def test_pages_work_without_javascript(desk, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, java_script_enabled=False,
+                                  locale="vi-VN")
+    page = context.new_page()
+    base = desk["server"].url
+    page.goto(base + "/login?next=/desk/new")
+    page.fill("#username", "lan")
+    page.fill("#password", "mat-khau-lan-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/desk/new$"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("không phải bản quét", "utf-8")
+    page.fill("#owner_id", "003203012345")  # no province 003: refused by the server
+    page.set_input_files("#files", [str(notes)])
+    page.click("#submit")
+    page.wait_for_selector("#error")
+    assert page.locator("#error").inner_text() == "Số định danh / mã số chủ sở hữu không hợp lệ"
+    assert page.locator("#owner_id").input_value() == "003203012345"  # kept for correcting
+    page.fill("#owner_id", OWNER)
+    page.set_input_files("#files", [str(notes)])
+    page.click("#submit")
+    page.wait_for_selector("#error")
+    assert page.locator("#error").inner_text() == (
+        "Tệp không phải ảnh quét hoặc PDF được hỗ trợ (notes.txt)")
+    assert "/desk/drafts" in page.url and OWNER not in page.url  # a POST: the ID stays out of URLs
+    _shot(page, "11-no-javascript-error")
+    context.close()

@@ -28,6 +28,7 @@ from api.desk.drafts import Draft, DraftNotFound, PageEdit
 from api.desk.edits import DATE_FIELDS, EditError, normalize_rotation, rotate_image, rotated_size
 from api.desk.i18n import LANG_COOKIE, LANGUAGES, pick_language, translator
 from api.desk.service import THUMB_LONG_SIDE, DeskError, DeskService, encode_jpeg, mask_id
+from ingest.pipeline import PipelineError
 from ingest.settings import Settings, load_settings
 from ocr.catalog import load_catalog
 from ocr.validators import PROVINCES
@@ -153,6 +154,17 @@ def audit(request: Request, user: DeskUser, action: str, **fields: Any) -> None:
                                   agency_code=services.settings.agency_code, **fields))
 
 
+NEUTRAL_DETAILS = frozenset({"unsupported_type", "too_many_files"})  # a file name, a number
+
+
+def error_message(exc: DeskError, lang: str) -> str:
+    """The officer's message for a refusal; the validator's English detail only on English pages."""
+    text = translator(lang)(f"error.{exc.code}")
+    if exc.detail and (lang == "en" or exc.code in NEUTRAL_DETAILS):
+        text += f" ({exc.detail})"
+    return text
+
+
 def _draft_for(service: DeskService, draft_id: str, user: DeskUser) -> Draft:
     """The draft, if this user may work on it (its officer, or any supervisor)."""
     try:
@@ -222,12 +234,11 @@ async def receive(request: Request, user: DeskUser = Depends(desk_user),
         if hasattr(item, "read"):
             files.append((item.filename or "scan", await item.read()))
     service = desk_service(request)
-    t = translator(lang)
     try:
         draft = await run_in_threadpool(service.receive, officer=user.id, owner_id=owner_id,
                                         dossier_code=dossier_code, files=files)
     except DeskError as exc:
-        message = t(f"error.{exc.code}") + (f" ({exc.detail})" if exc.detail else "")
+        message = error_message(exc, lang)
         if wants_json(request):
             return JSONResponse({"code": exc.code, "message": message}, 400)
         return _new_form(request, user, lang, owner_id=owner_id, dossier_code=dossier_code,
@@ -407,6 +418,11 @@ async def update_draft(request: Request, draft_id: str, user: DeskUser = Depends
         draft = service.store.get(draft_id)
         return _draft_view(request, service, draft, user, lang, error=t("error.unavailable"),
                            status_code=503)
+    except PipelineError as exc:  # conversion or signing refused the document: say why
+        log.warning("desk: confirming draft %s failed: %s", draft_id, exc.code)
+        draft = service.store.get(draft_id)
+        return _draft_view(request, service, draft, user, lang,
+                           error=f"{t('error.internal')} ({exc.message})", status_code=422)
     if action == "save":
         return RedirectResponse(f"{url}?saved=1", status_code=303)
     focus = _focus_after(action, len(draft.pages))
