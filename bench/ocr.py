@@ -155,14 +155,23 @@ def generated_pages(out_dir: Path, docs: int, kinds: list[str], seed: int) -> li
 
 
 def summarize(results: list[Measurement], engines: list[str]) -> str:
+    """Markdown table per kind; a kind only counts pages that every engine run on it has read."""
     by_kind: dict[str, dict[str, list[Measurement]]] = defaultdict(lambda: defaultdict(list))
+    engines_of_kind: dict[str, set[str]] = defaultdict(set)
+    pages_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for m in results:
+        engines_of_kind[m.kind].add(m.engine)
+        pages_of[(m.kind, m.page)].add(m.engine)
+    results = [m for m in results if pages_of[(m.kind, m.page)] == engines_of_kind[m.kind]]
     for m in results:
         by_kind[m.kind][m.engine].append(m)
-        by_kind["ALL"][m.engine].append(m)
     header = "| kind | pages | " + " | ".join(f"{e} CER / flex" for e in engines) + " | " + \
         " | ".join(f"{e} s/page (cpu)" for e in engines) + " |"
     lines = [header, "|" + "---|" * (2 + 2 * len(engines))]
-    for kind, per_engine in by_kind.items():
+    from samples.degrade import KINDS
+
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    for kind, per_engine in sorted(by_kind.items(), key=lambda item: (order.get(item[0], -1), item[0])):
         count = max(len(v) for v in per_engine.values())
         cers = [_fmt_cer(per_engine.get(e, [])) for e in engines]
         times = [_fmt_time(per_engine.get(e, [])) for e in engines]
