@@ -110,6 +110,7 @@ class RunResult:
     seconds: float
     p50_ms: float
     p99_ms: float
+    server_cpu_ms: float | None = None  # CPU time of the `sohoa serve` processes per request
 
     @property
     def rps(self) -> float:
@@ -160,6 +161,30 @@ def run(target: str, url: str, headers: dict[str, str], clients: int, seconds: f
     latencies.sort()
     return RunResult(target, clients, len(latencies), errors, elapsed, percentile(latencies, 0.5) * 1000,
                      percentile(latencies, 0.99) * 1000)
+
+
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """user+system CPU seconds of a process and all its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(times.get(pid, 0.0) for pid in tree)
 
 
 def sohoa(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -217,14 +242,15 @@ def presigned(env: dict, object_key: str) -> str:
 
 
 def report(results: list[RunResult], meta: dict) -> str:
-    lines = ["| clients | target | requests/s | p50 ms | p99 ms | errors | p99 api / p99 s3 |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = ["| clients | target | requests/s | p50 ms | p99 ms | errors | p99 api / p99 s3 | server CPU ms/req |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
     by = {(r.target, r.clients): r for r in results}
     for r in results:
         ratio = ""
         if r.target == "api" and ("s3", r.clients) in by:
             ratio = f"{r.p99_ms / by[('s3', r.clients)].p99_ms:.2f}"
-        lines.append(f"| {r.clients} | {r.target} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {ratio} |")
+        cpu = f"{r.server_cpu_ms:.2f}" if r.server_cpu_ms is not None else ""
+        lines.append(f"| {r.clients} | {r.target} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {ratio} | {cpu} |")
     lines.append("")
     lines.append("```json")
     lines.append(json.dumps(meta, indent=2, ensure_ascii=False))
@@ -264,10 +290,14 @@ def main() -> None:
             results: list[RunResult] = []
             for clients in levels:
                 for target, url, headers in (("s3", s3_url, {}), ("api", api_url, api_headers)):
+                    cpu0 = process_tree_cpu_seconds(proc.pid)
                     r = run(target, url, headers, clients, args.seconds, size)
+                    if target == "api" and r.requests:
+                        r.server_cpu_ms = (process_tree_cpu_seconds(proc.pid) - cpu0) * 1000 / r.requests
                     results.append(r)
                     print(f"{clients:>3} clients {target:>3}: {r.rps:7.1f} req/s  p50 {r.p50_ms:6.1f} ms  "
-                          f"p99 {r.p99_ms:6.1f} ms  errors {r.errors}", flush=True)
+                          f"p99 {r.p99_ms:6.1f} ms  errors {r.errors}  server CPU/req "
+                          f"{r.server_cpu_ms or 0:.2f} ms", flush=True)
             load_after = os.getloadavg()
         finally:
             if proc is not None:
