@@ -306,7 +306,9 @@ def _review(request: Request, service: DeskService, draft: Draft, user: DeskUser
                "text": f"{t('page_of', n=pos + 1)}: {q.message_vi if lang == 'vi' else q.message_en}"}
               for pos, page in enumerate(arranged.pages) for q in page.quality]
     names = type_names(lang)
-    types = [(code, names[code]) for code in load_catalog().codes]
+    scores = dict(analysis.classification.candidates)  # the classifier's view of each type
+    types = [(code, names[code] + (f" — {scores[code]:.0%}" if scores.get(code, 0) >= 0.01 else ""))
+             for code in load_catalog().codes]
     rearranged = [(p.index, p.rotation) for p in draft.pages] != [(i, 0) for i in range(draft.page_count)]
     rows = service.field_rows(draft)
     return render(request, "review.html", user=user, lang=lang, draft=draft, pages=pages,
