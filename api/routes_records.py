@@ -199,6 +199,16 @@ def record_detail(request: Request, uri: RECORD_URI, principal: Annotated[Princi
                         access_basis=decision.basis or "", versions=versions)
 
 
+@router.get("/lookup/{uri}", response_model=RecordDetail, responses=FORBIDDEN_RESPONSE,
+            summary="Look up the record named on a data message or paper copy (its QR / lookup URL)",
+            description="The conversion mark and paper copies print `lookup_base_url + uri`. Same "
+                        "answer and access rule as `GET /v1/records/{uri}`: a lookup reveals nothing "
+                        "to a caller who may not read the record.")
+def record_lookup(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
+                  ctx: Annotated[ReadContext, Depends(read_context)]) -> RecordDetail:
+    return record_detail(request, uri, principal, ctx)
+
+
 def _pdf(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None) -> Response:
     facts, _ = authorized_facts(request, principal, ctx, uri, version, "record.download_pdf")
     data = _read_object(request, facts.pdf_key, facts.pdf_sha256)

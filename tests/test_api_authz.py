@@ -174,6 +174,15 @@ def test_owner_listing(world: World, case: str):
         assert listed == expected, (case, owner)
 
 
+def test_lookup_url_follows_the_same_rule(world: World):
+    uri = world.records["a_third"]
+    assert world.client.get(f"/v1/lookup/{uri}", headers=world.as_("citizen_a")).json()["uri"] == uri
+    denied = world.client.get(f"/v1/lookup/{uri}", headers=world.as_("home_agency"))
+    missing = world.client.get(f"/v1/lookup/{MISSING_URI}", headers=world.as_("home_agency"))
+    assert denied.status_code == missing.status_code == 403
+    assert _body_without_instance(denied) == _body_without_instance(missing)
+
+
 def test_versions(world: World):
     uri = world.records["a_home"]
     r = world.client.get(f"/v1/records/{uri}", headers=world.as_("citizen_a"))
