@@ -9,8 +9,8 @@ The batch is mixed: generated documents of every catalog type at 200 and 300 dpi
 multi-page TIFF box files with QR separator sheets. Each sohoa configuration starts from a fresh
 SOHOA_HOME (local object store, SQLite index). OCRmyPDF gets the same page images as one PDF
 (img2pdf) with ``-j 2 -l vie --output-type pdfa``: OCR + PDF/A alone, no classification, signing or
-storage. Wall time and CPU seconds (all child processes) are both reported: on a shared machine the
-CPU figure is the steadier one.
+storage. Wall time and worker seconds per page (the ledger's per-unit time, summed, over pages: the time one
+worker spends on a page, start-up excluded) are both reported.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import argparse
 import io
 import os
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -103,7 +102,7 @@ class Measure:
     name: str
     pages: int
     wall_s: float
-    cpu_s: float
+    worker_s: float | None  # sum of per-unit seconds from the ledger (None: not a sohoa run)
     note: str = ""
 
     @property
@@ -111,13 +110,8 @@ class Measure:
         return self.pages / self.wall_s * 60.0
 
     @property
-    def cpu_per_page(self) -> float:
-        return self.cpu_s / self.pages
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    def worker_per_page(self) -> str:
+        return "-" if self.worker_s is None else f"{self.worker_s / self.pages:.2f}"
 
 
 def fresh_home(root: Path, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -130,13 +124,13 @@ def fresh_home(root: Path, name: str, extra: dict[str, str] | None = None) -> di
 
 def run_sohoa(batch: Batch, root: Path, name: str, workers: int) -> Measure:
     env = fresh_home(root, name)
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+    t0 = time.perf_counter()
     proc = subprocess.run([SOHOA, "bulk", "run", str(batch.source), "--manifest", str(batch.manifest),
                            "--workers", str(workers), "--plain", "--no-quality-review"],
                           env=env, capture_output=True, text=True)
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-    stored = _stored_pages(env)
-    return Measure(name, batch.pages, wall, cpu, f"exit {proc.returncode}, {stored} pages stored")
+    wall = time.perf_counter() - t0
+    stored, worker_s = _stored_pages(env)
+    return Measure(name, batch.pages, wall, worker_s, f"exit {proc.returncode}, {stored} pages stored")
 
 
 def run_celery(batch: Batch, root: Path, workers: int = 2) -> Measure:
@@ -147,7 +141,7 @@ def run_celery(batch: Batch, root: Path, workers: int = 2) -> Measure:
     env = fresh_home(root, "celery", {"SOHOA_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
     procs = []
     try:
-        cpu0, t0 = _children_cpu(), time.perf_counter()
+        t0 = time.perf_counter()
         for i in range(workers):
             procs.append(subprocess.Popen([SOHOA, "worker", "-c", "1", "--name", f"bench{i}@%h"], env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
@@ -161,9 +155,9 @@ def run_celery(batch: Batch, root: Path, workers: int = 2) -> Measure:
         for p in procs:
             p.wait(timeout=60)
         subprocess.run(["kill", (redis_dir / "pid").read_text().strip()], check=False)
-    cpu = _children_cpu() - cpu0
-    return Measure(f"celery x{workers}", batch.pages, wall, cpu,
-                   f"exit {proc.returncode}, {_stored_pages(env)} pages stored (incl. worker start-up)")
+    stored, worker_s = _stored_pages(env)
+    return Measure(f"celery x{workers}", batch.pages, wall, worker_s,
+                   f"exit {proc.returncode}, {stored} pages stored (wall incl. worker start-up)")
 
 
 def run_ocrmypdf(batch: Batch, root: Path, jobs: int = 2) -> Measure:
@@ -171,16 +165,19 @@ def run_ocrmypdf(batch: Batch, root: Path, jobs: int = 2) -> Measure:
     pdf.write_bytes(img2pdf.convert([str(p) for p in batch.images]))
     out = root / "ocrmypdf-out.pdf"
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+    t0 = time.perf_counter()
     proc = subprocess.run(["ocrmypdf", "-j", str(jobs), "-l", "vie", "--output-type", "pdfa", "-q", str(pdf), str(out)],
                           env=env, capture_output=True, text=True)
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-    return Measure(f"ocrmypdf -j {jobs}", batch.pages, wall, cpu, f"exit {proc.returncode} (OCR + PDF/A only)")
+    wall = time.perf_counter() - t0
+    return Measure(f"ocrmypdf -j {jobs}", batch.pages, wall, None, f"exit {proc.returncode} (OCR + PDF/A only)")
 
 
-def _stored_pages(env: dict[str, str]) -> int:
+def _stored_pages(env: dict[str, str]) -> tuple[int, float]:
+    """(pages stored, worker seconds spent on them) from the run's ledger."""
     with sqlite3.connect(Path(env["SOHOA_HOME"]) / "index.sqlite3") as db:
-        return int(db.execute("SELECT coalesce(sum(page_count), 0) FROM bulk_units WHERE state='stored'").fetchone()[0])
+        pages, seconds = db.execute("SELECT coalesce(sum(page_count), 0), coalesce(sum(seconds), 0) "
+                                    "FROM bulk_units WHERE state='stored'").fetchone()
+    return int(pages), float(seconds)
 
 
 def _free_port() -> int:
@@ -262,9 +259,9 @@ def render(batch: Batch, measures: list[Measure], loop: KillLoop | None, command
              f"Machine: {os.cpu_count()} cores, load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
              f"batch: {batch.pages} content pages in {batch.documents} documents (JPEG/PNG loose scans and "
              "TIFF box files with separator sheets, 200/300 dpi).", "",
-             "| configuration | pages | wall s | pages/min | CPU s/page | note |", "|---|---:|---:|---:|---:|---|"]
+             "| configuration | pages | wall s | pages/min | worker s/page | note |", "|---|---:|---:|---:|---:|---|"]
     for m in measures:
-        lines.append(f"| {m.name} | {m.pages} | {m.wall_s:.1f} | {m.pages_per_min:.1f} | {m.cpu_per_page:.2f} | {m.note} |")
+        lines.append(f"| {m.name} | {m.pages} | {m.wall_s:.1f} | {m.pages_per_min:.1f} | {m.worker_per_page} | {m.note} |")
     by = {m.name: m for m in measures}
     lines.append("")
     if "sohoa local x1" in by and "sohoa local x2" in by:
