@@ -52,7 +52,7 @@ class PreprocessOptions:
     drop_colour_ink: bool = True  # lighten red/blue ink (seals, signatures) in the OCR image
     quality: bool = True
     max_skew_deg: float = 15.0
-    min_ocr_dpi: float = 250.0  # below: the OCR image is upscaled to target_ocr_dpi
+    min_ocr_dpi: float = 190.0  # below: the OCR image is upscaled to target_ocr_dpi (150 dpi: yes, 200: no)
     target_ocr_dpi: float = 300.0
     osd_fallback: bool = True  # ask Tesseract OSD when the own up/down vote is unclear
     quality_thresholds: quality_gate.QualityThresholds = field(default_factory=quality_gate.QualityThresholds)

@@ -49,7 +49,7 @@ def test_ocr_image_is_aligned_binary_and_keeps_archive_colour(doc) -> None:
     red = np.all(np.abs(clean.archive_image.astype(int) - SEAL_RED[::-1]) < 40, axis=2)
     assert red.sum() > 500  # the seal stays red in the archive image
     assert clean.ocr_image[red].mean() > 200  # and is lightened away in the OCR image
-    upscaled = clean_page(_page(doc.image))  # 200 dpi < min_ocr_dpi 250: OCR image at 300 dpi
+    upscaled = clean_page(_page(doc.image), PreprocessOptions(min_ocr_dpi=250))  # OCR image at 300 dpi
     assert upscaled.ocr_scale == pytest.approx(1.5)
     assert upscaled.archive_image.shape == clean.archive_image.shape
     assert clean.dpi == DPI and not clean.blank and clean.quality == []

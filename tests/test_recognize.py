@@ -10,7 +10,7 @@ import pytest
 
 from ingest.load import load_file
 from ocr.cer import cer, cer_flex
-from ocr.preprocess import clean_page
+from ocr.preprocess import PreprocessOptions, clean_page
 from ocr.recognize import (OcrError, OcrOptions, clean_and_recognize_many, parse_tsv, recognize,
                            recognize_many, words_to_text)
 from ocr.types import SourcePage, Word
@@ -26,7 +26,7 @@ def generated():
 
 @pytest.fixture(scope="module")
 def generated_text(generated):
-    clean = clean_page(SourcePage("gks.png", 0, generated.image, 200.0))
+    clean = clean_page(SourcePage("gks.png", 0, generated.image, 200.0), PreprocessOptions(min_ocr_dpi=250))
     return clean, recognize(clean)
 
 
