@@ -20,7 +20,7 @@ PURPOSES = ("p-active", "p-revoked", "p-expired", "p-future", "p-doctype", "p-le
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    from api.app import create_app
+    from api.app import ApiOptions, create_app
     from ingest.pipeline import Pipeline
     from ingest.settings import load_settings
 
@@ -37,7 +37,7 @@ def world(tmp_path_factory) -> World:
         a_third = store_record(pipeline, OWNER_A, THIRD_AGENCY, "quyet_dinh", "QUYẾT ĐỊNH")
         b_home = store_record(pipeline, OWNER_B, HOME_AGENCY, "xac_nhan_cu_tru", "XÁC NHẬN CƯ TRÚ")
         pipeline.close()
-        app = create_app(settings)
+        app = create_app(settings, ApiOptions(rate_per_second=100_000, burst=100_000))  # limits: tested elsewhere
         with TestClient(app) as client:
             s = app.state.services
             w = World(client=client, services=s)
