@@ -1,6 +1,6 @@
 """Celery application of sohoa: bulk units as tasks on a Redis broker, run by ``sohoa worker``.
 
-Broker: ``SOHOA_BROKER_URL`` (default ``redis://127.0.0.1:6379/0``). Workers read every other
+Broker: ``Settings.broker_url`` (env ``SOHOA_BROKER_URL``, default ``redis://127.0.0.1:6379/0``). Workers read every other
 setting (SOHOA_HOME, database, object store) from their own environment, like the CLI.
 
 Delivery is at least once (late acks, a task whose worker process dies is given back to the
@@ -9,7 +9,6 @@ ledger is where results live.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from typing import Any
 
@@ -22,7 +21,9 @@ QUEUE = "sohoa-bulk"
 
 
 def broker_url() -> str:
-    return os.environ.get("SOHOA_BROKER_URL") or DEFAULT_BROKER
+    """``Settings.broker_url``: env ``SOHOA_BROKER_URL`` > ``config.toml`` > the default."""
+    from ingest.settings import load_settings
+    return load_settings().broker_url or DEFAULT_BROKER
 
 
 def make_app(broker: str | None = None) -> Celery:

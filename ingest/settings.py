@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
     review_threshold: float = 0.6  # below: the document goes to review as "unknown"
 
+    # Distributed bulk runs (Celery)
+    broker_url: str = "redis://127.0.0.1:6379/0"
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
                                    dotenv_settings, file_secret_settings):
