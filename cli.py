@@ -78,7 +78,7 @@ def init(
     officer: Annotated[Optional[str], typer.Option(help="Full name of the scanning officer.")] = None,
 ) -> None:
     """Create SOHOA_HOME: config, server secret, development PKI (NOT for production), index, objects."""
-    from ingest.pipeline import repository_config
+    from ingest.configs import repository_config
     from repository import Repository
     from signing.pki import init_dev_pki
 
@@ -180,7 +180,7 @@ def get(
     record: Annotated[Optional[Path], typer.Option(help="Also write the structured record (JSON) here.")] = None,
 ) -> None:
     """Retrieve a stored record's signed PDF (integrity-checked on read)."""
-    from ingest.pipeline import repository_config
+    from ingest.configs import repository_config
     from repository import IntegrityFailure, RecordNotFound, Repository, StorageUnavailable
 
     settings = settings_or_exit()
@@ -208,7 +208,7 @@ def verify(
 ) -> None:
     """Verify every signature (integrity, trust, revocation, timestamps). Exit 0 only if all pass."""
     from converters.pdfa_check import check_pdfa
-    from ingest.pipeline import trust_roots
+    from ingest.configs import trust_roots
     from signing.verify import verify_pdf
 
     settings = settings_or_exit()
@@ -348,7 +348,7 @@ def convert_to_paper(
 
     from converters.datamessage import DataMessageError, read_embedded_record
     from converters.paper import PaperCopyInfo, to_paper_copy
-    from ingest.pipeline import trust_roots
+    from ingest.configs import trust_roots
     from signing.verify import verify_pdf
 
     settings = settings_or_exit()
@@ -613,7 +613,7 @@ def worker(
 # ---- HTTP API, its clients and desk users, the audit log ---------------------------------------
 def _open_access(settings: Settings):
     """The repository (migrated) and its access store; the caller closes the repository."""
-    from ingest.pipeline import repository_config
+    from ingest.configs import repository_config
     from repository import Repository
     from repository.access import AccessStore
     repo = Repository.open(repository_config(settings))
@@ -870,7 +870,7 @@ def audit_checkpoint() -> None:
 
 def _open_repository(settings: Settings):
     """The repository for maintenance commands; a clean exit 5 when storage is unreachable."""
-    from ingest.pipeline import repository_config
+    from ingest.configs import repository_config
     from repository import Repository, StorageUnavailable
 
     try:
@@ -931,7 +931,7 @@ def fixity(
     settings = settings_or_exit()
     check_pdf = None
     if signatures:
-        from ingest.pipeline import trust_roots
+        from ingest.configs import trust_roots
         from signing.verify import verify_pdf
 
         roots = trust_roots(settings)

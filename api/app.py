@@ -80,7 +80,7 @@ class Services:
         if self._repository is None:
             with self._lock:
                 if self._repository is None:
-                    from ingest.pipeline import repository_config  # the OCR stack: import only when used
+                    from ingest.configs import repository_config
                     self._repository = Repository.open(repository_config(self.settings))
         return self._repository
 

@@ -265,7 +265,7 @@ def version_record(request: Request, uri: RECORD_URI, version: VERSION,
                          "in Vietnamese and English.")
 def verify_upload(request: Request, file: Annotated[UploadFile, File(description="a signed PDF")],
                   principal: Annotated[Principal, Depends(current_principal)]) -> VerificationReport:
-    from ingest.pipeline import trust_roots
+    from ingest.configs import trust_roots
     from signing.verify import verify_pdf
 
     services = services_of(request)

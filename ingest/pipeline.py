@@ -22,6 +22,7 @@ from converters.datamessage import ConversionOptions, DataMessage, MessagePage, 
 from converters.record import (ConversionInfo, FieldEntry, PageEntry, SourceFile,
                                StructuredRecord)
 from ingest.load import load_bytes
+from ingest.configs import repository_config, signer_spec, trust_roots  # noqa: F401 (re-exported)
 from ingest.settings import Settings
 from ocr.catalog import load_catalog
 from ocr.classify import classify
@@ -31,9 +32,7 @@ from ocr.recognize import OcrOptions, recognize_many
 from ocr.types import Analysis, FieldValue, SourcePage
 from ocr.validators import validate_personal_id
 from repository import Repository, StoredResult, StoreRequest
-from repository.config import RepositoryConfig
-from signing.pki import load_dev_pki
-from signing.signer import PdfSigner, SignerSpec, open_signer
+from signing.signer import PdfSigner, open_signer
 
 VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CONVERSION_STATEMENT = "Văn bản này được chuyển đổi từ văn bản giấy sang thông điệp dữ liệu"
@@ -295,26 +294,3 @@ class Pipeline:
         """The whole path for one document: analyze, then convert, sign and store."""
         pages, analysis, times = self.analyze_document(doc)
         return self.finalize(doc, pages, analysis, times)
-
-
-# ---- building each package's config from the settings ----------------------------------------
-def repository_config(s: Settings) -> RepositoryConfig:
-    return RepositoryConfig(
-        db_url=s.database_url, store=s.store, local_dir=s.objects_dir,
-        s3_endpoint=s.s3_endpoint, s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key,
-        s3_bucket=s.s3_bucket, s3_secure=s.s3_secure, s3_region=s.s3_region,
-        owner_secret=s.owner_secret(), object_lock=s.object_lock, lock_mode=s.lock_mode)
-
-
-def signer_spec(s: Settings, role: str) -> SignerSpec:
-    explicit = s.officer_key if role == "officer" else s.agency_key
-    if explicit:
-        return SignerSpec(kind="pkcs12", path=str(explicit), passphrase=s.key_passphrase)
-    pki = load_dev_pki(s.pki_dir)
-    path = pki.officer_p12 if role == "officer" else pki.agency_p12
-    return SignerSpec(kind="pkcs12", path=str(path), passphrase=pki.passphrase)
-
-
-def trust_roots(s: Settings) -> list[bytes]:
-    paths = list(s.trust_roots) or [load_dev_pki(s.pki_dir).root_cert]
-    return [Path(p).read_bytes() for p in paths]

@@ -21,7 +21,7 @@ ACTIONS = ["record.read", "record.download_pdf", "grant.create", "record.downloa
 @pytest.fixture
 def audit_env(sohoa_home: Path):
     from api.app import audit_key_path
-    from ingest.pipeline import repository_config
+    from ingest.configs import repository_config
     from ingest.settings import load_settings
     from repository import Repository
     from repository.audit import AuditEntry, AuditLog, load_or_create_service_key

@@ -78,7 +78,7 @@ class Server:
 def _initialize(home: Path) -> None:
     """What `sohoa init` and `sohoa users add` do, in this process (no second interpreter start)."""
     import cli
-    from ingest.pipeline import repository_config
+    from ingest.configs import repository_config
     from ingest.settings import load_settings
     from repository import Repository
     from repository.access import AccessStore
@@ -112,7 +112,7 @@ def desk(tmp_path_factory):
 
 def _stored(home: Path, uri: str):
     """The stored record's PDF and structured record, and the signature report."""
-    from ingest.pipeline import repository_config, trust_roots
+    from ingest.configs import repository_config, trust_roots
     from ingest.settings import load_settings
     from repository import Repository
     from signing.verify import verify_pdf
