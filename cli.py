@@ -298,7 +298,8 @@ def demo(
     samples: Annotated[Path, typer.Option(help="Directory of sample scans.")] = Path("samples"),
 ) -> None:
     """Run the whole path over the sample scans, then fetch each record back and verify it."""
-    from ingest.pipeline import DocumentInput, InputFile, Pipeline, trust_roots
+    from ingest.configs import trust_roots
+    from ingest.pipeline import DocumentInput, InputFile, Pipeline
     from signing.verify import verify_pdf
 
     settings = settings_or_exit()

@@ -135,7 +135,7 @@ def _load_image(data: bytes, name: str, media: str, limits: LoadLimits) -> list[
                 pages.append(_frame_to_page(frame, name, index, limits))
     except InputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(name, "too_large", f"image is too large to decode safely (over {limits.max_pixels} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(name, "corrupt", f"cannot decode the {media} image: {_one_line(exc)}") from None

@@ -22,7 +22,7 @@ from converters.datamessage import ConversionOptions, DataMessage, MessagePage, 
 from converters.record import (ConversionInfo, FieldEntry, PageEntry, SourceFile,
                                StructuredRecord)
 from ingest.load import load_bytes
-from ingest.configs import repository_config, signer_spec, trust_roots  # noqa: F401 (re-exported)
+from ingest.configs import repository_config, signer_spec
 from ingest.settings import Settings
 from ocr.catalog import load_catalog
 from ocr.classify import classify

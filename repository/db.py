@@ -1,6 +1,8 @@
 """Engine creation, programmatic Alembic migration and database error mapping."""
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,13 +59,16 @@ def alembic_config() -> Config:
     return cfg
 
 
+_MIGRATE_LOCK = threading.Lock()  # Alembic keeps process-global state: one upgrade at a time
+
+
 def migrate(engine: Engine) -> None:
     """Bring the index schema to the newest revision of every branch (safe on every open).
 
     Several packages add revisions to this history (the index here, access control and audit in
     ``repository.access``/``repository.audit``); ``heads`` applies all branches."""
     cfg = alembic_config()
-    with db_errors("migrate"), engine.begin() as conn:
+    with _MIGRATE_LOCK, db_errors("migrate"), engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_api_support import (HOME_AGENCY, OFFICER_PASSWORD, OTHER_AGENCY, OWNER_A, OWNER_B, REPRESENTATIVE,
-                              THIRD_AGENCY, World, add_grant, bearer, init_home, serialize_migrations, store_record)
+                              THIRD_AGENCY, World, add_grant, bearer, init_home, store_record)
 
 MISSING_URI = f"{HOME_AGENCY}.giay_khai_sinh.01JF0000000000000000000000"
 PURPOSES = ("p-active", "p-revoked", "p-expired", "p-future", "p-doctype", "p-legal", "p-none")
@@ -27,7 +27,6 @@ def world(tmp_path_factory) -> World:
     home = tmp_path_factory.mktemp("authz") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOHOA_HOME", str(home))
-        serialize_migrations(mp)
         init_home(home)
         settings = load_settings()
         pipeline = Pipeline(settings)

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.test_api_support import (HOME_AGENCY, OFFICER_PASSWORD, OTHER_AGENCY, OWNER_A, bearer, init_home,
-                                    serialize_migrations)
+from tests.test_api_support import HOME_AGENCY, OFFICER_PASSWORD, OTHER_AGENCY, OWNER_A, bearer, init_home
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "giay_khai_sinh.jpg"
 
@@ -20,7 +19,6 @@ def jobs_env(sohoa_home, monkeypatch):
     from ingest.settings import load_settings
 
     monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
-    serialize_migrations(monkeypatch)
     init_home(sohoa_home)
     app = create_app(load_settings(), ApiOptions(job_workers=1))
     with TestClient(app) as client:

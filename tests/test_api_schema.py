@@ -7,7 +7,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.test_api_support import HOME_AGENCY, OWNER_A, bearer, init_home, serialize_migrations, store_record
+from tests.test_api_support import HOME_AGENCY, OWNER_A, bearer, init_home, store_record
 
 PRINCIPALS = ("admin", "agency", "citizen")
 
@@ -21,7 +21,6 @@ def api(tmp_path_factory):
     home = tmp_path_factory.mktemp("schema") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOHOA_HOME", str(home))
-        serialize_migrations(mp)
         mp.setenv("OMP_THREAD_LIMIT", "1")
         init_home(home)
         s = load_settings()

@@ -11,15 +11,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.test_api_support import (HOME_AGENCY, OFFICER_PASSWORD, OTHER_AGENCY, OWNER_A, OWNER_B, REPRESENTATIVE,
-                                    bearer, init_home, serialize_migrations, store_record)
+                                    bearer, init_home, store_record)
 
 
 @pytest.fixture
 def app_env(sohoa_home, monkeypatch):
     from api.app import ApiOptions, create_app
     from ingest.settings import load_settings
-
-    serialize_migrations(monkeypatch)
     init_home(sohoa_home)
     settings = load_settings()
     app = create_app(settings, ApiOptions(rate_per_second=1000, burst=1000))

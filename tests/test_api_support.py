@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -47,24 +46,6 @@ def init_home(home: Path) -> None:
     shutil.copytree(_TEMPLATE[0], home)
     # the copy keeps the template's paths out of config.toml; check the home is self-contained
     assert str(_TEMPLATE[0]) not in (home / "config.toml").read_text("utf-8")
-
-
-_MIGRATE_LOCK = threading.Lock()
-
-
-def serialize_migrations(mp) -> None:  # noqa: ANN001 (pytest.MonkeyPatch)
-    """Known defect, reported: ``repository.db.migrate`` runs Alembic, whose module-level proxies
-    are not thread-safe, so two threads opening a Repository at once (the desk's warm-up and an
-    API job or test) can fail with ``KeyError: 'script'``. Until migrate takes a lock itself,
-    the API tests serialize it."""
-    import repository.service as service
-    original = service.migrate
-
-    def locked(engine):  # noqa: ANN001, ANN202
-        with _MIGRATE_LOCK:
-            return original(engine)
-
-    mp.setattr(service, "migrate", locked)
 
 
 def make_pdf(title: str, body: str) -> bytes:
