@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-services
+workers=${SOHOA_TEST_WORKERS:-$(nproc --all)}  # before OMP_THREAD_LIMIT: nproc honours it
 export OMP_THREAD_LIMIT=1
 export PYTHONDONTWRITEBYTECODE=1
 mkdir -p test-artifacts
-workers=${SOHOA_TEST_WORKERS:-$(nproc)}
 exec .venv/bin/pytest -n "$workers" --dist loadfile -p no:cacheprovider \
   --junitxml=test-artifacts/junit.xml -ra "$@"

@@ -24,8 +24,9 @@ from api.desk.edits import (EditError, arrange, check_arrangement, check_value, 
                             display_value, with_document_page_numbers)
 from api.desk.receipt import ReceiptInfo, build_receipt
 from ingest.load import InputError, sniff_media_type
+from ingest.configs import trust_roots
 from ingest.pipeline import (DocumentInput, InputFile, Pipeline, PipelineError, load_pages,
-                             owner_kind, trust_roots)
+                             owner_kind)
 from ingest.settings import Settings
 from ocr.catalog import UNKNOWN, load_catalog
 from ocr.extract import extract_fields
