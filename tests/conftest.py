@@ -119,3 +119,29 @@ def sohoa_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "sohoa-home"
     monkeypatch.setenv("SOHOA_HOME", str(home))
     return home
+
+
+# ---- poppler's pdfsig, the independent signature check ---------------------------------------
+def nss_db(directory: Path, root_pem: Path) -> str:
+    """An NSS database that trusts exactly ``root_pem`` (for pdfsig)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{directory}", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{directory}", "-n", "sohoa-test-root",
+                    "-t", "CT,C,C", "-i", str(root_pem)], check=True)
+    return f"sql:{directory}"
+
+
+def pdfsig(pdf: Path, nss: str, attempts: int = 3) -> str:
+    """pdfsig's report (it exits 0 even for invalid signatures: callers check the text).
+
+    NSS asks the certificates' OCSP responder (the dev PKI's, in-process in the tests); on a loaded
+    machine that request can time out, which poppler reports as "Unknown issue with Certificate".
+    Only that outcome is retried; every other answer is returned as is.
+    """
+    for _ in range(attempts):
+        out = subprocess.run(["pdfsig", "-nssdir", nss, str(pdf)], capture_output=True, text=True,
+                             timeout=120).stdout
+        if "Unknown issue with Certificate" not in out:
+            return out
+        time.sleep(1)
+    return out

@@ -16,7 +16,7 @@ import pytest
 
 from signing.devserver import serve_dev_pki
 from signing.pki import load_dev_pki
-from tests.conftest import free_port
+from tests.conftest import free_port, nss_db, pdfsig
 
 ROOT = Path(__file__).resolve().parent.parent
 SOHOA = str(Path(sys.executable).parent / "sohoa")
@@ -30,21 +30,6 @@ def run(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProces
     if check and proc.returncode != 0:
         raise AssertionError(f"sohoa {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def nss_db(tmp: Path, root_pem: Path) -> str:
-    db = tmp / "nssdb"
-    db.mkdir()
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "sohoa-dev-root", "-t", "CT,C,C",
-                    "-i", str(root_pem)], check=True)
-    return f"sql:{db}"
-
-
-def pdfsig(pdf: Path, nss: str) -> str:
-    # pdfsig exits 0 even for an invalid signature: callers check its text.
-    return subprocess.run(["pdfsig", "-nssdir", nss, str(pdf)], capture_output=True, text=True,
-                          timeout=60).stdout
 
 
 def pdftotext(pdf: Path) -> str:
@@ -90,7 +75,7 @@ def test_scan_to_verified_record(backend_env, tmp_path):
 
     # Independent signature check: poppler's pdfsig with the dev root in an NSS database. Like any
     # relying party, NSS asks the certificates' OCSP responder: the dev PKI serves it on loopback.
-    nss = nss_db(tmp_path, home / "pki" / "root.pem")
+    nss = nss_db(tmp_path / "nssdb", home / "pki" / "root.pem")
     port = int(env["SOHOA_PKI_BASE_URL"].rsplit(":", 1)[1])
     server = serve_dev_pki(load_dev_pki(home / "pki"), port=port)
     try:

@@ -11,11 +11,13 @@ import datetime as dt
 import io
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 import pikepdf
 import pytest
+
+from tests.conftest import nss_db
+from tests.conftest import pdfsig as pdfsig_report
 from fontTools.ttLib import TTFont
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -95,21 +97,13 @@ def nssdb(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> str:
     for tool in ("pdfsig", "certutil"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
-    db = tmp_path_factory.mktemp("nss")
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    subprocess.run(
-        ["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C", "-i", str(pki.root_cert)],
-        check=True,
-    )
-    return f"sql:{db}"
+    return nss_db(tmp_path_factory.mktemp("nss"), pki.root_cert)
 
 
 def pdfsig(nssdb: str, pdf: bytes, tmp_path: Path) -> str:
     path = tmp_path / "checked.pdf"
     path.write_bytes(pdf)
-    return subprocess.run(
-        ["pdfsig", "-nssdir", nssdb, str(path)], capture_output=True, text=True, timeout=60
-    ).stdout
+    return pdfsig_report(path, nssdb)
 
 
 def sign_both(officer: PdfSigner, agency: PdfSigner, pdf: bytes, level: str, tsa_url: str) -> bytes:
