@@ -9,6 +9,7 @@ import json
 import secrets
 import sys
 import time
+from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -612,13 +613,24 @@ def worker(
 
 
 # ---- HTTP API, its clients and desk users, the audit log ---------------------------------------
-def _open_access(settings: Settings):
-    """The repository (migrated) and its access store; the caller closes the repository."""
+@contextmanager
+def _access_session(settings: Settings, *, not_found: str | None = None):
+    """The repository (migrated) and its access store, closed afterwards. Known refusals end the
+    command cleanly: an unknown user/client is exit 4 with ``not_found``, a refused request exit 3."""
     from ingest.configs import repository_config
-    from repository import Repository
+    from repository import InvalidRequest, RecordNotFound, Repository
     from repository.access import AccessStore
     repo = Repository.open(repository_config(settings))
-    return repo, AccessStore(repo.engine)
+    try:
+        yield repo, AccessStore(repo.engine)
+    except RecordNotFound:
+        if not_found is None:
+            raise
+        raise fail(not_found, Exit.NOT_FOUND)
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    finally:
+        repo.close()
 
 
 def _audit_cli_action(settings: Settings, repo, action: str, **fields) -> None:
@@ -645,11 +657,8 @@ def serve(
     import uvicorn
 
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, access):
         interrupted = access.fail_unfinished_jobs()
-    finally:
-        repo.close()
     if interrupted:
         err.print(f"sohoa: {interrupted} job(s) left unfinished by the last run were marked failed (interrupted)")
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -674,19 +683,12 @@ def users_add(
     replace: Annotated[bool, typer.Option("--replace", help="Reset an existing user's role and password.")] = False,
 ) -> None:
     """Add a desk user (password stored as a salted scrypt hash)."""
-    from repository import InvalidRequest
-
     settings = settings_or_exit()
     password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
                 else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, access):
         user = access.add_user(name, role, password, replace=replace)
         _audit_cli_action(settings, repo, "user.add", details={"user": user.name, "role": user.role})
-    except InvalidRequest as exc:
-        raise fail(str(exc), Exit.BAD_INPUT)
-    finally:
-        repo.close()
     out.print(f"user {user.name} ({user.role}) ready")
 
 
@@ -694,28 +696,18 @@ def users_add(
 def users_list() -> None:
     """List desk users."""
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, access):
         for u in access.list_users():
             out.print(f"{u.name}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}")
-    finally:
-        repo.close()
 
 
 @users_app.command("disable")
 def users_disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     """Disable a desk user and end their sessions."""
-    from repository import RecordNotFound
-
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings, not_found=f"no user {name}") as (repo, access):
         access.disable_user(name)
         _audit_cli_action(settings, repo, "user.disable", details={"user": name})
-    except RecordNotFound:
-        raise fail(f"no user {name}", Exit.NOT_FOUND)
-    finally:
-        repo.close()
     out.print(f"user {name} disabled")
 
 
@@ -743,12 +735,10 @@ def clients_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
 ) -> None:
     """Create a client and print its first API key (only its hash is stored)."""
-    from repository import InvalidRequest
     from repository.identity import canonical_id, normalize_owner_id
 
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, access):
         owner_key = None
         if owner is not None:
             normalize_owner_id("citizen" if len(canonical_id(owner)) == 12 else "organization", owner)
@@ -757,10 +747,6 @@ def clients_create(
                                       rate_per_second=rate, burst=burst)
         _audit_cli_action(settings, repo, "client.create", agency_code=agency_code,
                           details={"client_id": issued.client.id, "kind": kind, "key_id": issued.key_id})
-    except InvalidRequest as exc:
-        raise fail(str(exc), Exit.BAD_INPUT)
-    finally:
-        repo.close()
     _print_key(issued, as_json)
 
 
@@ -773,35 +759,21 @@ def clients_rotate(
     """Issue a new key for a client; its other keys stop working (after the grace period)."""
     from datetime import timedelta
 
-    from repository import RecordNotFound
-
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings, not_found=f"no active client {client_id}") as (repo, access):
         issued = access.rotate_client(client_id, grace=timedelta(seconds=grace_seconds))
         _audit_cli_action(settings, repo, "client.rotate",
                           details={"client_id": client_id, "key_id": issued.key_id, "grace_seconds": grace_seconds})
-    except RecordNotFound:
-        raise fail(f"no active client {client_id}", Exit.NOT_FOUND)
-    finally:
-        repo.close()
     _print_key(issued, as_json)
 
 
 @clients_app.command("revoke")
 def clients_revoke(client_id: Annotated[str, typer.Argument(help="Client id (c_…).")]) -> None:
     """Revoke a client and every key it has."""
-    from repository import RecordNotFound
-
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings, not_found=f"no client {client_id}") as (repo, access):
         access.revoke_client(client_id)
         _audit_cli_action(settings, repo, "client.revoke", details={"client_id": client_id})
-    except RecordNotFound:
-        raise fail(f"no client {client_id}", Exit.NOT_FOUND)
-    finally:
-        repo.close()
     out.print(f"client {client_id} revoked")
 
 
@@ -809,11 +781,8 @@ def clients_revoke(client_id: Annotated[str, typer.Argument(help="Client id (c_�
 def clients_list(as_json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False) -> None:
     """List clients (never their keys)."""
     settings = settings_or_exit()
-    repo, access = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, access):
         clients = access.list_clients()
-    finally:
-        repo.close()
     for c in clients:
         state = "revoked" if c.revoked_at else f"{c.active_keys} key(s)"
         if as_json:
@@ -837,12 +806,9 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="The repor
     from repository.audit import AuditLog, load_or_create_service_key
 
     settings = settings_or_exit()
-    repo, _ = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, _):
         key = load_or_create_service_key(audit_key_path(settings))
         report = AuditLog(repo.engine).verify([key.public_key()])
-    finally:
-        repo.close()
     if as_json:
         print(json.dumps(asdict(report), ensure_ascii=False))
     else:
@@ -861,11 +827,8 @@ def audit_checkpoint() -> None:
     from repository.audit import AuditLog, load_or_create_service_key
 
     settings = settings_or_exit()
-    repo, _ = _open_access(settings)
-    try:
+    with _access_session(settings) as (repo, _):
         cp = AuditLog(repo.engine).checkpoint(load_or_create_service_key(audit_key_path(settings)))
-    finally:
-        repo.close()
     out.print(f"checkpoint at entry {cp.seq} ({cp.hash[:16]}…)" if cp else "nothing new to checkpoint")
 
 
