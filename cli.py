@@ -56,6 +56,14 @@ def settings_or_exit() -> Settings:
     return settings
 
 
+def read_input(file: Path) -> bytes:
+    """The bytes of an input file, or a one-line error naming it (exit 3)."""
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise fail(f"{file.name}: cannot read file ({exc.strerror})", Exit.BAD_INPUT)
+
+
 def mask_id(owner_id: str) -> str:
     """Show enough of an ID for an officer to recognise it, never the whole number."""
     return owner_id[:3] + "*" * max(0, len(owner_id) - 6) + owner_id[-3:] if len(owner_id) > 6 else "***"
@@ -213,10 +221,7 @@ def verify(
     from signing.verify import verify_pdf
 
     settings = settings_or_exit()
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise fail(f"{file.name}: cannot read file ({exc.strerror})", Exit.BAD_INPUT)
+    data = read_input(file)
     try:
         report = verify_pdf(data, trust_roots(settings))
     except Exception as exc:  # a file that is not a PDF at all
@@ -354,10 +359,7 @@ def convert_to_paper(
     from signing.verify import verify_pdf
 
     settings = settings_or_exit()
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise fail(f"{file.name}: cannot read file ({exc.strerror})", Exit.BAD_INPUT)
+    data = read_input(file)
     try:
         record = read_embedded_record(data)
         report = verify_pdf(data, trust_roots(settings))
@@ -380,10 +382,7 @@ def check_pdfa_command(
     """PDF/A self-check (pikepdf.pdfa + signature-aware checks). Exit 0 only if no problem."""
     from converters.pdfa_check import check_pdfa
 
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise fail(f"{file.name}: cannot read file ({exc.strerror})", Exit.BAD_INPUT)
+    data = read_input(file)
     report = check_pdfa(data)
     if as_json:
         print(json.dumps({"ok": report.ok, "part": report.part, "conformance": report.conformance,
