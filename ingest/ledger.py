@@ -27,13 +27,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (JSON, DateTime, Engine, Float, ForeignKey, Integer, LargeBinary, String,
                         Text, UniqueConstraint, func, select, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from repository.db import db_errors, make_engine
+from repository.db import db_errors, make_engine, upgrade
 from repository.errors import StorageUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -412,15 +410,6 @@ class Ledger:
                               updated_at=utcnow()))
 
 
-def alembic_config() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return cfg
-
-
 def migrate(engine: Engine) -> None:
     """Bring the ledger tables to the newest revision (safe to call on every open)."""
-    cfg = alembic_config()
-    with db_errors("ledger migrate"), engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    upgrade(engine, MIGRATIONS_DIR, "head", "ledger migrate")

@@ -53,13 +53,20 @@ def _ensure_sqlite_dir(db_url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def alembic_config() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return cfg
-
-
 _MIGRATE_LOCK = threading.Lock()  # Alembic keeps process-global state: one upgrade at a time
+
+
+def upgrade(engine: Engine, script_location: Path, target: str, operation: str) -> None:
+    """Run one Alembic history up to ``target`` on ``engine``, whichever package owns it.
+
+    Every history in the process goes through here, because Alembic's module-level context is
+    shared: two upgrades in two threads (e.g. the desk's warm-up and an API job, or the bulk ledger
+    and the index) must not overlap."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    with _MIGRATE_LOCK, db_errors(operation), engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, target)
 
 
 def migrate(engine: Engine) -> None:
@@ -67,10 +74,7 @@ def migrate(engine: Engine) -> None:
 
     Several packages add revisions to this history (the index here, access control and audit in
     ``repository.access``/``repository.audit``); ``heads`` applies all branches."""
-    cfg = alembic_config()
-    with _MIGRATE_LOCK, db_errors("migrate"), engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+    upgrade(engine, MIGRATIONS_DIR, "heads", "migrate")
 
 
 @contextmanager
