@@ -1046,10 +1046,23 @@ def pki_serve(
     handle.serve_forever()
 
 
+def _quiet_library_deprecations() -> None:
+    """Library deprecation notices are for developers, not for an officer's terminal or a script
+    reading stderr (one error, one line). ``python -W`` / ``PYTHONWARNINGS`` still show them."""
+    if sys.warnoptions:
+        return
+    import warnings
+
+    from cryptography.utils import CryptographyDeprecationWarning
+    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main() -> None:
     import os
 
     from ingest.logs import setup_logging
+    _quiet_library_deprecations()
     setup_logging(os.environ.get("SOHOA_LOG_LEVEL", "WARNING"))
     try:
         app()

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BASE_PKGS=(python3 python3-venv python3-dev gcc tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng
   poppler-utils qpdf ghostscript fonts-liberation fonts-liberation2 fonts-dejavu-core libnss3-tools curl zbar-tools)
 SERVICE_PKGS=(radosgw ceph-mon ceph-mgr ceph-osd ceph-common redis-server postgresql
-  softhsm2 opensc chromium ocrmypdf unpaper)
+  softhsm2 opensc chromium ocrmypdf unpaper fonts-noto-mono)
 
 want=("${BASE_PKGS[@]}")
 if [ "${1:-}" = "--with-services" ]; then want+=("${SERVICE_PKGS[@]}"); fi
@@ -30,10 +30,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.sohoa-deps
-want_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want_hash=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_hash" ]; then
   echo "sohoa setup: installing Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -c constraints.txt -e ".[test]"
   echo "$want_hash" > "$stamp"
 fi
