@@ -23,7 +23,8 @@ from ingest.settings import Settings, SetupError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="sohoa — số hoá: paper to legally valid data messages (Decree 137/2024/ND-CP).")
-out = Console()
+# In a terminal Rich fits its width; into a log or a pipe, 80 columns would cut record URIs.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts grep stderr
 
 
@@ -315,7 +316,7 @@ def demo(
         raise fail(f"no sample scans in {samples}", Exit.BAD_INPUT)
     table = Table(title=f"sohoa demo — {settings.agency_name}")
     for col in ("file", "detected type", "owner", "record URI", "signature", "seconds"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # a URI cut to "000.00.12…" cannot be copied
     pipeline = Pipeline(settings)
     roots = trust_roots(settings)
     failures = 0
