@@ -16,7 +16,7 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import urllib3
 from minio import Minio
@@ -134,6 +134,15 @@ class S3ObjectStore:
             finally:
                 response.close()
                 response.release_conn()
+
+    def presigned_get_url(self, key: str, *, expires: timedelta,
+                          response_headers: dict[str, str] | None = None) -> str:
+        """A URL that GETs ``key`` without other credentials until ``expires`` from now (SigV4
+        query signature, computed locally; ``response_headers`` such as ``response-content-type``
+        are part of the signature)."""
+        with _s3_errors("presign", key):
+            return self._client.presigned_get_object(self.bucket, key, expires=expires,
+                                                     response_headers=response_headers)
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
