@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench import SHARED_DATA
 from ingest.load import load_file
 from ocr.cer import cer, cer_flex
 from ocr.preprocess import clean_page
-from ocr.recognize import TESSDATA_BEST, OcrOptions, recognize
+from ocr.recognize import OcrOptions, recognize
 
-REAL_PAGES = Path("/work/shared/data/real_smoke/pages")
+REAL_PAGES = SHARED_DATA / "real_smoke" / "pages"
+TESSDATA_BEST = SHARED_DATA / "tessdata_best"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 ENGINES = ("tesseract", "ocrmypdf", "sohoa", "sohoa_best")
 

@@ -33,7 +33,9 @@ import numpy as np
 import pikepdf
 from PIL import Image
 
-REAL_SMOKE = Path("/work/shared/data/real_smoke/original")
+from bench import SHARED_DATA
+
+REAL_SMOKE = SHARED_DATA / "real_smoke" / "original"
 DOC_TYPES = ("giay_khai_sinh", "quyet_dinh", "xac_nhan_cu_tru", "giay_cn_dang_ky_doanh_nghiep")
 
 

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from ocr.preprocess import PreprocessOptions
     from ocr.types import SourcePage
 
-TESSDATA_BEST = Path("/work/shared/data/tessdata_best")
 NOISE_CONF = 50.0  # symbol-only "words" below this confidence are dirt, not text
 
 

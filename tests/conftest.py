@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
+# The steering repo's shared/ (real smoke scans, tessdata_best) stands beside the clone.
+SHARED = Path(os.environ.get("SOHOA_SHARED_DIR") or ROOT.parent / "shared")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

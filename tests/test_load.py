@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 
 from ingest.load import SUPPORTED_SUFFIXES, InputError, LoadLimits, load_bytes, load_file
+from tests.conftest import SHARED
 
-REAL = Path("/work/shared/data/real_smoke/original")
+REAL = SHARED / "data" / "real_smoke" / "original"
 
 
 def _page_image(width: int = 400, height: int = 560) -> Image.Image:

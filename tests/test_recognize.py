@@ -15,8 +15,9 @@ from ocr.recognize import (OcrError, OcrOptions, clean_and_recognize_many, parse
                            recognize_many, words_to_text)
 from ocr.types import SourcePage, Word
 from samples.generator import render_document
+from tests.conftest import SHARED
 
-REAL_PAGE = Path("/work/shared/data/real_smoke/pages/vietsample1_pdf_p-1.png")
+REAL_PAGE = SHARED / "data" / "real_smoke" / "pages" / "vietsample1_pdf_p-1.png"
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def test_pools_keep_page_order(generated) -> None:
 def test_tessdata_dir_setting_is_used(generated_text) -> None:
     clean, _ = generated_text
     small = replace(clean, archive_image=_top(clean.archive_image, 0.15), ocr_image=_top(clean.ocr_image, 0.15))
-    best = Path("/work/shared/data/tessdata_best")
+    best = SHARED / "data" / "tessdata_best"
     if not (best / "vie.traineddata").exists():
         pytest.skip("tessdata_best models are not on this machine")
     result = recognize(small, OcrOptions(tessdata_dir=best))
