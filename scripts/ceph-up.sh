@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start a throwaway single-node Ceph (mon + 1 memstore OSD + RADOS Gateway) on loopback, no systemd.
 # Usage: D=/tmp/sohoa-ceph RGW_PORT=7480 AK=... SK=... bash scripts/ceph-up.sh
+# Beast runs with tcp_nodelay=1 (as production gateways should): without it every small-object
+# response waits ~40 ms for a delayed ACK (Nagle), which distorts any latency measurement.
 # Needs Debian packages radosgw ceph-mon ceph-osd ceph-common (scripts/setup.sh --with-services).
 # Prints "endpoint access_key secret_key" on the last line. Stop with scripts/ceph-down.sh (same D).
 set -euo pipefail
@@ -53,7 +55,7 @@ keyring = $D/mon/\$cluster-\$id/keyring
 osd data = $D/osd/\$cluster-\$id
 keyring = $D/osd/\$cluster-\$id/keyring
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw dns name = localhost
 CONF
 
