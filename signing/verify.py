@@ -29,6 +29,8 @@ import asyncio
 import dataclasses
 import io
 import logging
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -60,11 +62,15 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+from pyhanko_certvalidator.fetchers.api import FetcherBackend
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
     RevocationCheckingPolicy,
     RevocationCheckingRule,
 )
+
+from signing.speedups import fast_verification
+from signing.revinfo import CachingFetcherBackend, Clock, FreshnessPolicy, utc_now
 
 RevocationMode = Literal["soft", "hard", "off"]
 
@@ -207,11 +213,11 @@ def _revocation_policy(mode: RevocationMode) -> tuple[RevocationCheckingPolicy, 
 
 
 def _validation_spec(
-    roots: list[asn1_x509.Certificate], mode: RevocationMode, backend: RequestsFetcherBackend
+    trust: SimpleTrustManager, mode: RevocationMode, backend: FetcherBackend
 ) -> PdfSignatureValidationSpec:
     rev_policy, fetch_rule = _revocation_policy(mode)
     cert_policy = CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(trust_roots=roots),
+        trust_manager=trust,
         revinfo_policy=CertRevTrustPolicy(revocation_checking_policy=rev_policy),
     )
     return PdfSignatureValidationSpec(
@@ -227,10 +233,17 @@ def _validation_spec(
 
 @dataclass(frozen=True)
 class _Context:
-    roots: list[asn1_x509.Certificate]
+    """Everything that is the same for every document of a batch (built once)."""
+
+    trust: SimpleTrustManager
     revocation: RevocationMode
-    backend: RequestsFetcherBackend
+    backend: FetcherBackend
     spec: PdfSignatureValidationSpec
+
+    @classmethod
+    def build(cls, trust: SimpleTrustManager, revocation: RevocationMode,
+              backend: FetcherBackend) -> _Context:
+        return cls(trust, revocation, backend, _validation_spec(trust, revocation, backend))
 
 
 def _signer_name(sig: EmbeddedPdfSignature) -> str:
@@ -336,7 +349,7 @@ async def _basic_outcome(sig: EmbeddedPdfSignature, ctx: _Context) -> _Outcome:
     """B-B: validate at the current time (pyHanko's AdES basic validation drops PDF details)."""
     rev_mode = {"soft": "soft-fail", "hard": "hard-fail", "off": "soft-fail"}[ctx.revocation]
     vc = ValidationContext(
-        trust_roots=ctx.roots,
+        trust_manager=ctx.trust,
         allow_fetching=ctx.revocation != "off",
         revocation_mode=rev_mode,
         fetcher_backend=ctx.backend,
@@ -399,9 +412,7 @@ async def _missing_revinfo_is_try_later(
 ) -> _Outcome:
     """Under hard revocation checking, a chain that only fails for lack of OCSP/CRL answers is
     INDETERMINATE / TRY_LATER (ETSI EN 319 102-1), not a chain failure."""
-    soft = dataclasses.replace(
-        ctx, revocation="soft", spec=_validation_spec(ctx.roots, "soft", ctx.backend)
-    )
+    soft = _Context.build(ctx.trust, "soft", ctx.backend)
     if level == "B-B":
         retry = await _basic_outcome(sig, soft)
     elif level in ("B-T", "B-LT"):
@@ -454,16 +465,7 @@ async def _validate_one(sig: EmbeddedPdfSignature, doc: _Document, ctx: _Context
     )
 
 
-async def _validate_all(
-    doc: _Document, roots: list[asn1_x509.Certificate], revocation: RevocationMode
-) -> list[SignatureResult]:
-    backend = RequestsFetcherBackend(per_request_timeout=_FETCH_TIMEOUT_SECONDS)
-    ctx = _Context(
-        roots=roots,
-        revocation=revocation,
-        backend=backend,
-        spec=_validation_spec(roots, revocation, backend),
-    )
+async def _validate_all(doc: _Document, ctx: _Context) -> list[SignatureResult]:
     return [await _validate_one(sig, doc, ctx) for sig in doc.signatures]
 
 
@@ -491,29 +493,96 @@ def _overall(results: list[SignatureResult]) -> VerificationReport:
     return VerificationReport(signatures=results, verdict=verdict, message_vi=vi, message_en=en)
 
 
+class Verifier:
+    """Verifies many PDFs against one set of trust roots, sharing the per-document setup.
+
+    Built once and reused for every document: the parsed trust roots and trust manager, the
+    validation specifications, one event loop with its pooled HTTP session, and a cache of
+    OCSP/CRL answers that is reused only while ``freshness`` allows
+    (:class:`signing.revinfo.FreshnessPolicy`: inside each answer's thisUpdate/nextUpdate and at
+    most ``max_age`` after thisUpdate, default 5 minutes). Each document still gets its own
+    validation contexts, so verdicts never depend on which documents came before.
+
+    Calls are serialised by a lock; use one verifier per worker thread for parallel work. Like
+    :func:`verify_pdf`, do not call it from a thread that is running an asyncio event loop.
+    """
+
+    def __init__(
+        self,
+        trust_roots: list[bytes],
+        *,
+        revocation: RevocationMode = "soft",
+        freshness: FreshnessPolicy | None = None,
+        clock: Clock = utc_now,
+        fetch_timeout: float = _FETCH_TIMEOUT_SECONDS,
+    ) -> None:
+        roots = load_trust_roots(trust_roots)
+        _revocation_policy(revocation)  # validate the argument early
+        self.backend = CachingFetcherBackend(
+            RequestsFetcherBackend(per_request_timeout=fetch_timeout),
+            freshness or FreshnessPolicy(),
+            clock=clock,
+        )
+        self._ctx = _Context.build(SimpleTrustManager.build(trust_roots=roots), revocation, self.backend)
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+
+    def verify(self, pdf: bytes) -> VerificationReport:
+        """Verify every signature in ``pdf`` (same report as :func:`verify_pdf`)."""
+        with self._lock, fast_verification():
+            if self._loop.is_closed():
+                raise RuntimeError("this Verifier is closed")
+            try:
+                doc = _Document.parse(pdf)
+            except Exception:  # pyHanko raises several error types for broken files
+                return _failed_report("FORMAT_FAILURE")
+            if not doc.signatures:
+                return _failed_report("NO_SIGNATURE")
+            results = self._loop.run_until_complete(_validate_all(doc, self._ctx))
+        return _overall(results)
+
+    def verify_many(self, pdfs: Iterable[bytes]) -> Iterator[VerificationReport]:
+        """One report per input, in order (lazily: feed it a generator for large batches)."""
+        for pdf in pdfs:
+            yield self.verify(pdf)
+
+    def close(self) -> None:
+        """Release the HTTP session and the event loop (idempotent)."""
+        with self._lock:
+            if self._loop.is_closed():
+                return
+            try:
+                self._loop.run_until_complete(self.backend.close())
+            finally:
+                self._loop.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def verify_pdf(
     pdf: bytes, trust_roots: list[bytes], *, revocation: RevocationMode = "soft"
 ) -> VerificationReport:
-    """Verify every signature in ``pdf`` against ``trust_roots`` (PEM or DER certificates)."""
-    roots = load_trust_roots(trust_roots)
-    _revocation_policy(revocation)  # validate the argument early
-    try:
-        doc = _Document.parse(pdf)
-    except Exception:  # pyHanko raises several error types for broken files
-        return _failed_report("FORMAT_FAILURE")
-    if not doc.signatures:
-        return _failed_report("NO_SIGNATURE")
-    results = asyncio.run(_validate_all(doc, roots, revocation))
-    return _overall(results)
+    """Verify every signature in ``pdf`` against ``trust_roots`` (PEM or DER certificates).
+
+    For more than one document, keep a :class:`Verifier` instead (much cheaper per document).
+    """
+    with Verifier(trust_roots, revocation=revocation) as verifier:
+        return verifier.verify(pdf)
 
 
 __all__ = [
     "INDETERMINATE",
     "TOTAL_FAILED",
     "TOTAL_PASSED",
+    "FreshnessPolicy",
     "SignatureResult",
     "TrustRootError",
     "VerificationReport",
+    "Verifier",
     "load_trust_roots",
     "verify_pdf",
 ]
