@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import threading
-
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .errors import StorageUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 def normalize_db_url(db_url: str) -> str:
@@ -27,16 +28,45 @@ def normalize_db_url(db_url: str) -> str:
     return db_url
 
 
-def make_engine(db_url: str) -> Engine:
-    """An engine tuned for the repository: SQLite in WAL mode with FKs on, PG with timeouts."""
+def make_engine(db_url: str, *, busy_timeout: float = 30.0) -> Engine:
+    """An engine tuned for the repository: SQLite in WAL mode with FKs on (waiting at most
+    ``busy_timeout`` seconds for another writer's lock), PG with timeouts."""
     db_url = normalize_db_url(db_url)
     if db_url.startswith("sqlite"):
-        engine = create_engine(db_url, connect_args={"timeout": 30})
+        engine = create_engine(db_url, connect_args={"timeout": busy_timeout})
         event.listen(engine, "connect", _sqlite_pragmas)
         _ensure_sqlite_dir(db_url)
         return engine
     connect_args = {"connect_timeout": 5} if db_url.startswith("postgresql") else {}
     return create_engine(db_url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+
+
+def make_autocommit_engine(engine: Engine) -> Engine:
+    """For single-statement work on a server database: its own small pool of autocommit
+    connections (no BEGIN/ROLLBACK round trips) without a pre-ping (no ``SELECT 1`` round trip);
+    callers go through :func:`retry_on_disconnect` instead. SQLite works in-process, where
+    neither round trip exists: the engine itself is returned."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    return create_engine(
+        engine.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10, connect_args={"connect_timeout": 5}
+    )
+
+
+def retry_on_disconnect(engine: Engine, operation: str, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` on a connection of ``engine``; when the connection turns out dead (a server
+    restart left it stale in the pool), run it once more on a fresh one. Only for work that is
+    safe to repeat: a read, or one atomic statement whose unique constraints make a repeat fail
+    cleanly. Connection-level failures end as :class:`StorageUnavailable`."""
+    with db_errors(operation):
+        try:
+            with engine.connect() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with engine.connect() as conn:  # SQLAlchemy has invalidated the pool's stale connections
+            return work(conn)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 (DB-API connection)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, FromClause, String, column, exists, func, literal, table, text
+from sqlalchemy import ColumnElement, FromClause, String, bindparam, column, exists, func, literal, table, text
 
 from .errors import InvalidRequest
 from .folding import fold_tokens
@@ -44,7 +44,9 @@ def tsquery(tokens: list[str], prefix: bool = False) -> str:
 
 @dataclass(frozen=True)
 class FullText:
-    """How to join the full-text index to ``versions`` and filter/order by it."""
+    """How to join the full-text index to ``versions`` and filter/order by it. The query itself is
+    the bound parameter ``:fts`` (its value: :func:`fulltext_query`), so one statement serves
+    every query."""
 
     table: FromClause
     on: ColumnElement[bool]  # join condition with versions.id
@@ -57,8 +59,8 @@ class FullText:
         return exists().select_from(self.table).where(self.on, self.match)
 
 
-def fulltext(dialect: str, tokens: list[str], version_id: ColumnElement, prefix: bool = False) -> FullText:
-    """Full-text match of ``tokens``, newest version first.
+def fulltext(dialect: str, version_id: ColumnElement) -> FullText:
+    """Full-text match of the ``:fts`` parameter, newest version first.
 
     Results are ordered by recency, not by a relevance score: ordering by the index's row id lets
     SQLite's FTS5 walk its doclists backwards and stop after LIMIT rows, and lets PostgreSQL pick
@@ -70,16 +72,25 @@ def fulltext(dialect: str, tokens: list[str], version_id: ColumnElement, prefix:
         return FullText(
             table=fts,
             on=fts.c.rowid == version_id,
-            match=text("search_fts MATCH :fts_match").bindparams(fts_match=fts5_match(tokens, prefix)),
+            match=text("search_fts MATCH :fts"),
             newest_first=fts.c.rowid.desc(),
         )
     if dialect == "postgresql":
         docs = table("search_docs", column("version_id"), column("tsv"))
-        tsq = func.to_tsquery(literal("simple", String), tsquery(tokens, prefix))
+        tsq = func.to_tsquery(literal("simple", String), bindparam("fts", type_=String))
         return FullText(
             table=docs,
             on=docs.c.version_id == version_id,
             match=docs.c.tsv.op("@@")(tsq),
             newest_first=docs.c.version_id.desc(),
         )
+    raise InvalidRequest(f"full-text search is not supported on {dialect}")
+
+
+def fulltext_query(dialect: str, tokens: list[str], prefix: bool = False) -> str:
+    """The value of ``:fts`` for :func:`fulltext`: an FTS5 MATCH expression or a tsquery."""
+    if dialect == "sqlite":
+        return fts5_match(tokens, prefix)
+    if dialect == "postgresql":
+        return tsquery(tokens, prefix)
     raise InvalidRequest(f"full-text search is not supported on {dialect}")

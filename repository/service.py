@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor, wait
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import layout
+from . import index_write, layout, reads
 from .config import LOCK_MODES, RepositoryConfig
-from .db import db_errors, make_engine, migrate
+from .db import db_errors, make_autocommit_engine, make_engine, migrate, retry_on_disconnect
 from .errors import (
     IntegrityFailure,
     InvalidRequest,
@@ -37,21 +37,10 @@ from .errors import (
 from .folding import fold
 from .identity import OwnerIdCipher, canonical_id, normalize_owner_id
 from .identity import owner_key as hmac_owner_key
-from .models import (
-    Blob,
-    Dossier,
-    DossierLink,
-    Field,
-    FixityCheck,
-    Owner,
-    Page,
-    Record,
-    SearchDoc,
-    Version,
-    VersionSource,
-)
+from .index_write import NewBlob, StoreLookup, VersionRows
+from .models import Blob, Field, FixityCheck, Owner, Record, SearchDoc, Version
 from .objectstore import ObjectInfo, ObjectStore, Retention, open_object_store
-from .search import fulltext, query_tokens, wants_prefix
+from .search import fulltext_query, query_tokens, wants_prefix
 
 __all__ = [
     "FixityReport",
@@ -79,6 +68,8 @@ PDF_MEDIA = "application/pdf"
 JSON_MEDIA = "application/json"
 MAX_RETENTION_YEARS = 200
 IO_THREADS = 8
+STORE_ATTEMPTS = 2  # index writes per store: a lost race on a new owner/record is retried once
+T = TypeVar("T")
 
 
 @dataclass
@@ -203,6 +194,8 @@ class Repository:
         self.engine = engine
         self.objects = store
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Single-statement reads and the store path's index write: no transaction round trips.
+        self._fast = make_autocommit_engine(engine)
         self._cipher = OwnerIdCipher(config.owner_secret)
         # Object I/O of one call (two blobs + manifest) runs concurrently: fewer round-trip waits.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="repository-io")
@@ -224,6 +217,8 @@ class Repository:
 
     def close(self) -> None:
         self._io.shutdown(wait=True)
+        if self._fast is not self.engine:
+            self._fast.dispose()
         self.engine.dispose()
 
     def __enter__(self) -> Repository:
@@ -271,33 +266,88 @@ class Repository:
     # -- store -----------------------------------------------------------------------------------
     def store(self, req: StoreRequest) -> StoredResult:
         """Store one version. Same URI + same PDF bytes returns the existing version unchanged;
-        same URI + new bytes adds version n+1 and marks the previous one superseded."""
+        same URI + new bytes adds version n+1 and marks the previous one superseded.
+
+        Two index round trips: one lookup before the objects are written, one write after."""
         canonical = self._validate(req)
         okey = hmac_owner_key(self.config.owner_secret, canonical)
         pdf_sha, rec_sha = sha256_hex(req.pdf), sha256_hex(req.record_json)
 
-        existing, next_version, indexed = self._existing_version(req.uri, okey, pdf_sha, rec_sha)
-        if existing is not None:
-            return existing
+        found = self._lookup(req.uri, okey, pdf_sha, rec_sha)
+        if found.same_version is not None:
+            return self.get_result(req.uri, found.same_version)
+        version = found.next_version
         created_at = _utcnow().replace(microsecond=0)
         retention = self._retention_for(req.retention_years, req.lock_mode, created_at)
-
         _, _, (manifest_key, created_at) = self._all(
-            lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold, pdf_sha in indexed),
-            lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold, rec_sha in indexed),
-            lambda: self._put_manifest(req, okey, next_version, pdf_sha, rec_sha, created_at, retention),
+            lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold, pdf_sha in found.indexed),
+            lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold, rec_sha in found.indexed),
+            lambda: self._put_manifest(req, okey, version, pdf_sha, rec_sha, created_at, retention),
+        )
+        for attempt in range(STORE_ATTEMPTS):
+            rows = self._version_rows(req, canonical, okey, found, version, pdf_sha, rec_sha, manifest_key, created_at, retention)
+            try:
+                self._write_index(rows)
+                return _stored_result(rows, self.objects.lock_enabled, len(req.pdf))
+            except IntegrityError:
+                # A concurrent writer created the owner, the record or this version number first.
+                found = self._lookup(req.uri, okey, pdf_sha, rec_sha)
+                if found.same_version is not None:  # ... with these very bytes: idempotent
+                    return self.get_result(req.uri, found.same_version)
+                if found.next_version != version:  # the manifest names a version number now taken
+                    break
+        raise StorageUnavailable(f"concurrent update of {req.uri}; retry the request")
+
+    def _lookup(self, uri: str, okey: str, pdf_sha: str, rec_sha: str) -> StoreLookup:
+        found = retry_on_disconnect(self._fast, "look up record", lambda c: index_write.lookup(c, uri, okey, pdf_sha, rec_sha))
+        if found.record_owner_key is not None and found.record_owner_key != okey:
+            raise InvalidRequest(f"record {uri} belongs to another owner")
+        return found
+
+    def _version_rows(
+        self,
+        req: StoreRequest,
+        canonical: str,
+        okey: str,
+        found: StoreLookup,
+        version: int,
+        pdf_sha: str,
+        rec_sha: str,
+        manifest_key: str,
+        created_at: datetime,
+        retention: Retention | None,
+    ) -> VersionRows:
+        locked = retention is not None and self.objects.lock_enabled
+        blobs = ((pdf_sha, req.pdf, PDF_MEDIA), (rec_sha, req.record_json, JSON_MEDIA))
+        return VersionRows(
+            uri=req.uri, owner_key=okey, owner_kind=req.owner_kind,
+            owner_id_encrypted=self._cipher.encrypt(canonical, okey) if found.owner_row_id is None else None,
+            owner_row_id=found.owner_row_id, record_id=found.record_id, version=version, doc_type=req.doc_type,
+            issuing_agency=req.issuing_agency, converting_agency_code=req.converting_agency_code, title=req.title,
+            pdf_sha256=pdf_sha, record_sha256=rec_sha, manifest_key=manifest_key, pages=req.pages,
+            created_at=created_at, lock_mode=retention.mode if locked and retention else None,
+            retain_until=retention.until if locked and retention else None,
+            legal_hold=bool(req.legal_hold and self.objects.lock_enabled),
+            new_blobs=tuple(
+                NewBlob(sha, len(data), layout.blob_key(sha), media)
+                for sha, data, media in blobs if sha not in found.indexed
+            ),
+            sources=tuple(req.source_sha256s),
+            page_texts=tuple(req.page_texts) if req.page_texts is not None else (None,) * req.pages,
+            fields=tuple((k[:100], v) for k, v in req.fields.items()),
+            search_body=_search_body(req),
+            dossier_code=req.dossier_code,
+            dossier_role=req.dossier_role,
         )
 
-        try:
-            return self._index_version(
-                req, canonical, okey, next_version, pdf_sha, rec_sha, manifest_key, created_at, retention, indexed
-            )
-        except IntegrityError:
-            # A concurrent writer committed the same version number first: re-check idempotency.
-            existing, _, _ = self._existing_version(req.uri, okey, pdf_sha, rec_sha)
-            if existing is not None:
-                return existing
-            raise StorageUnavailable(f"concurrent update of {req.uri}; retry the request") from None
+    def _write_index(self, rows: VersionRows) -> None:
+        """All rows of one version, atomically: one statement on PostgreSQL (autocommit, one round
+        trip), one transaction of a few in-process statements on SQLite."""
+        if self.engine.dialect.name == "sqlite":
+            with db_errors("index version"), self.engine.begin() as conn:
+                index_write.write_version(conn, rows)
+        else:
+            retry_on_disconnect(self._fast, "index version", lambda conn: index_write.write_version(conn, rows))
 
     def _validate(self, req: StoreRequest) -> str:
         layout.parse_record_uri(req.uri)
@@ -326,44 +376,24 @@ class Repository:
             raise InvalidRequest(f"dossier_role must be one of {DOSSIER_ROLES}")
         return canonical
 
-    def _existing_version(
-        self, uri: str, okey: str, pdf_sha: str, rec_sha: str
-    ) -> tuple[StoredResult | None, int, set[str]]:
-        """(the version of ``uri`` holding these PDF bytes if any, the next version number, which
-        of the two digests already have a blob row). Two statements on the common path."""
-        with db_errors("look up record"), self.engine.connect() as conn:
-            indexed = set(conn.scalars(select(Blob.sha256).where(Blob.sha256.in_((pdf_sha, rec_sha)))))
-            last_version = select(func.max(Version.version)).where(Version.record_id == Record.id).scalar_subquery()
-            same_version = (
-                select(Version.version)
-                .where(Version.record_id == Record.id, Version.pdf_sha256 == pdf_sha, Version.status != STATUS_DELETED)
-                .order_by(Version.version.desc())
-                .limit(1)
-                .scalar_subquery()
-            )
-            row = conn.execute(
-                select(Owner.owner_key, last_version, same_version)
-                .select_from(Record)
-                .join(Owner, Owner.id == Record.owner_id)
-                .where(Record.uri == uri)
-            ).first()
-        if row is None:
-            return None, 1, indexed
-        owner_key, last, same = row
-        if owner_key != okey:
-            raise InvalidRequest(f"record {uri} belongs to another owner")
-        if same is not None:
-            return self.get_result(uri, same), last + 1, indexed
-        return None, (last or 0) + 1, indexed
-
     def get_result(self, uri: str, version: int) -> StoredResult:
         """Metadata of one version (no object I/O)."""
-        with self._session("read version") as s:
-            row = self._version_row(s, uri, version)
-            record = s.get(Record, row.record_id)
-            assert record is not None
-            okey = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id)) or ""
-            return self._result(s, record, row, okey)
+        return self._version_result(uri, version)
+
+    def _version_result(self, uri: str, version: int | None) -> StoredResult:
+        """One statement: a live version (default: the newest) with its record and owner."""
+        stmt = reads.version_of_uri(version is not None)
+        params = {"uri": uri, "version": version}
+        row = self._read("read version", lambda c: c.execute(stmt, params).first())
+        if row is None:
+            if self._read("read record", lambda c: c.execute(reads.record_exists(), params).first()) is None:
+                raise RecordNotFound(f"no record {uri}")
+            raise RecordNotFound(f"no version {version} of {uri}")
+        return _result_from_row(row)
+
+    def _read(self, operation: str, work: Callable[[Connection], T]) -> T:
+        """A read of one or a few statements, without a transaction (one round trip each)."""
+        return retry_on_disconnect(self._fast, operation, work)
 
     def _retention_for(self, years: int | None, mode: str | None, created_at: datetime) -> Retention | None:
         if not years:
@@ -441,121 +471,11 @@ class Repository:
             return key, datetime.fromisoformat(previous["created_at"])
         return key, created_at
 
-    def _index_version(
-        self,
-        req: StoreRequest,
-        canonical: str,
-        okey: str,
-        version: int,
-        pdf_sha: str,
-        rec_sha: str,
-        manifest_key: str,
-        created_at: datetime,
-        retention: Retention | None,
-        indexed: set[str],
-    ) -> StoredResult:
-        """All rows of one version in one transaction (SQL Core: this is the hot write path)."""
-        locked = retention is not None and self.objects.lock_enabled
-        with db_errors("index version"), self.engine.begin() as conn:
-            owner_id = self._owner_id(conn, req.owner_kind, canonical, okey, created_at)
-            new_blobs = [
-                {"sha256": sha, "size": len(data), "object_key": layout.blob_key(sha), "media_type": media, "created_at": created_at}
-                for sha, data, media in ((pdf_sha, req.pdf, PDF_MEDIA), (rec_sha, req.record_json, JSON_MEDIA))
-                if sha not in indexed
-            ]
-            if new_blobs:  # a concurrent writer of the same bytes may have inserted them meanwhile
-                conn.execute(_insert_ignoring_duplicates(self.engine.dialect.name, Blob, ["sha256"]), new_blobs)
-            record_values = {
-                "doc_type": req.doc_type,
-                "issuing_agency": req.issuing_agency,
-                "title": req.title,
-                "updated_at": created_at,
-                "current_version": version,
-            }
-            record_id = conn.scalar(select(Record.id).where(Record.uri == req.uri))
-            if record_id is None:
-                record_id = conn.scalar(
-                    insert(Record)
-                    .values(uri=req.uri, owner_id=owner_id, converting_agency_code=req.converting_agency_code,
-                            created_at=created_at, **record_values)
-                    .returning(Record.id)
-                )
-            else:
-                conn.execute(
-                    update(Version)
-                    .where(Version.record_id == record_id, Version.status == STATUS_CURRENT)
-                    .values(status=STATUS_SUPERSEDED)
-                )
-                conn.execute(update(Record).where(Record.id == record_id).values(**record_values))
-            version_id = conn.scalar(
-                insert(Version)
-                .values(
-                    record_id=record_id, version=version, status=STATUS_CURRENT, doc_type=req.doc_type,
-                    pdf_sha256=pdf_sha, record_sha256=rec_sha, manifest_key=manifest_key, pages=req.pages,
-                    created_at=created_at, lock_mode=retention.mode if locked else None,
-                    retain_until=retention.until if locked else None,
-                    legal_hold=bool(req.legal_hold and self.objects.lock_enabled),
-                )
-                .returning(Version.id)
-            )
-            if req.source_sha256s:
-                conn.execute(insert(VersionSource), [
-                    {"version_id": version_id, "position": i, "source_sha256": d} for i, d in enumerate(req.source_sha256s)
-                ])
-            texts = req.page_texts or [None] * req.pages
-            conn.execute(insert(Page), [{"version_id": version_id, "page_no": i + 1, "text": t} for i, t in enumerate(texts)])
-            if req.fields:
-                conn.execute(insert(Field), [{"version_id": version_id, "name": k[:100], "value": v} for k, v in req.fields.items()])
-            conn.execute(insert(SearchDoc).values(version_id=version_id, record_id=record_id, body=_search_body(req)))
-            if req.dossier_code:
-                self._link_dossier(conn, req.dossier_code, req.dossier_role, owner_id, record_id, created_at)
-        return StoredResult(
-            uri=req.uri, version=version, sha256=pdf_sha, size=len(req.pdf), object_key=layout.blob_key(pdf_sha),
-            doc_type=req.doc_type, owner_key=okey, created_at=created_at, status=STATUS_CURRENT,
-            issuing_agency=req.issuing_agency, title=req.title, record_sha256=rec_sha, manifest_key=manifest_key,
-            pages=req.pages, retain_until=retention.until if locked else None,
-            lock_mode=retention.mode if locked else None, legal_hold=bool(req.legal_hold and self.objects.lock_enabled),
-        )
-
-    def _owner_id(self, conn: Connection, kind: str, canonical: str, okey: str, now: datetime) -> int:
-        owner_id = conn.scalar(select(Owner.id).where(Owner.owner_key == okey))
-        if owner_id is None:
-            owner_id = conn.scalar(
-                insert(Owner)
-                .values(owner_key=okey, kind=kind, id_encrypted=self._cipher.encrypt(canonical, okey), created_at=now)
-                .returning(Owner.id)
-            )
-        return int(owner_id)
-
-    @staticmethod
-    def _link_dossier(conn: Connection, code: str, role: str, owner_id: int, record_id: int, now: datetime) -> None:
-        dossier_id = conn.scalar(select(Dossier.id).where(Dossier.code == code))
-        if dossier_id is None:
-            dossier_id = conn.scalar(insert(Dossier).values(code=code, owner_id=owner_id, created_at=now).returning(Dossier.id))
-        linked = conn.scalar(
-            select(DossierLink.seq).where(DossierLink.dossier_id == dossier_id, DossierLink.record_id == record_id)
-        )
-        if linked is None:
-            last = conn.scalar(
-                select(func.max(DossierLink.seq)).where(DossierLink.dossier_id == dossier_id, DossierLink.role == role)
-            )
-            conn.execute(insert(DossierLink).values(dossier_id=dossier_id, record_id=record_id, role=role, seq=(last or 0) + 1))
-
     # -- read ------------------------------------------------------------------------------------
     def get(self, uri: str, version: int | None = None) -> RetrievedRecord:
         """Fetch a version (default: the current one) and verify both blobs' SHA-256."""
         layout.parse_record_uri(uri)
-        with self._session("get record") as s:
-            record = s.scalar(select(Record).where(Record.uri == uri))
-            if record is None:
-                raise RecordNotFound(f"no record {uri}")
-            q = select(Version).where(Version.record_id == record.id, Version.status != STATUS_DELETED)
-            q = q.where(Version.version == version) if version is not None else q.order_by(Version.version.desc()).limit(1)
-            row = s.scalar(q)
-            if row is None:
-                raise RecordNotFound(f"no version {version} of {uri}")
-            okey = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id)) or ""
-            result = self._result(s, record, row, okey)
+        result = self._version_result(uri, version)
         pdf, rec = self._all(
             lambda: self._read_verified(result.object_key, result.sha256),
             lambda: self._read_verified(layout.blob_key(result.record_sha256), result.record_sha256),
@@ -565,12 +485,15 @@ class Repository:
     def _all(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run object-store calls concurrently; wait for ALL of them (nothing left in flight),
         then raise the first failure, if any."""
-        futures = [self._io.submit(c) for c in calls]
-        wait(futures)
+        futures = [self._io.submit(c) for c in calls[1:]]
+        try:  # the first call runs in this thread: one thread hand-off less per call
+            first = calls[0]()
+        finally:
+            wait(futures)
         for f in futures:
             if (exc := f.exception()) is not None:
                 raise exc
-        return [f.result() for f in futures]
+        return [first, *(f.result() for f in futures)]
 
     def read_blob(self, sha256: str) -> bytes:
         """The bytes of a content-addressed blob, verified against the digest
@@ -589,15 +512,11 @@ class Repository:
     def versions(self, uri: str) -> list[StoredResult]:
         """Every version of a record, oldest first (deleted ones excluded)."""
         layout.parse_record_uri(uri)
-        with self._session("list versions") as s:
-            record = s.scalar(select(Record).where(Record.uri == uri))
-            if record is None:
-                raise RecordNotFound(f"no record {uri}")
-            okey = s.scalar(select(Owner.owner_key).where(Owner.id == record.owner_id)) or ""
-            rows = s.scalars(
-                select(Version).where(Version.record_id == record.id, Version.status != STATUS_DELETED).order_by(Version.version)
-            ).all()
-            return [self._result(s, record, r, okey) for r in rows]
+        params = {"uri": uri}
+        rows = self._read("list versions", lambda c: c.execute(reads.versions_of_uri(), params).all())
+        if not rows and self._read("read record", lambda c: c.execute(reads.record_exists(), params).first()) is None:
+            raise RecordNotFound(f"no record {uri}")
+        return [_result_from_row(r) for r in rows]
 
     def fields(self, uri: str, version: int | None = None) -> dict[str, str | None]:
         """Structured fields of a version (default: current)."""
@@ -608,22 +527,14 @@ class Repository:
     def dossier(self, code: str) -> dict[str, list[StoredResult]]:
         """Current versions of a dossier's records grouped by role (``component``/``result``),
         results in ``<code>-KQ(n)`` order."""
-        with self._session("read dossier") as s:
-            dossier = s.scalar(select(Dossier).where(Dossier.code == code))
-            if dossier is None:
-                raise RecordNotFound(f"no dossier {code}")
-            rows = s.execute(
-                select(DossierLink.role, Record, Version, Owner.owner_key)
-                .join(Record, Record.id == DossierLink.record_id)
-                .join(Version, (Version.record_id == Record.id) & (Version.status == STATUS_CURRENT))
-                .join(Owner, Owner.id == Record.owner_id)
-                .where(DossierLink.dossier_id == dossier.id)
-                .order_by(DossierLink.role, DossierLink.seq)
-            ).all()
-            grouped: dict[str, list[StoredResult]] = {role: [] for role in DOSSIER_ROLES}
-            for role, record, version, okey in rows:
-                grouped[role].append(self._result(s, record, version, okey))
-            return grouped
+        params = {"code": code}
+        rows = self._read("read dossier", lambda c: c.execute(reads.dossier_members(), params).all())
+        if not rows and self._read("read dossier", lambda c: c.execute(reads.dossier_exists(), params).first()) is None:
+            raise RecordNotFound(f"no dossier {code}")
+        grouped: dict[str, list[StoredResult]] = {role: [] for role in DOSSIER_ROLES}
+        for row in rows:
+            grouped[row[0]].append(_result_from_row(row[1:]))
+        return grouped
 
     # -- listing and search ----------------------------------------------------------------------
     def list_records(
@@ -643,14 +554,11 @@ class Repository:
         (``date_from <= updated < date_to``), newest first. Current versions only unless
         ``include_superseded``."""
         okey = self._resolve_owner_key(owner_id, owner_key)
-        with self._session("list records") as s:
-            q = self._filtered(s, okey, doc_type, issuing_agency, date_from, date_to)
-            if q is None:
-                return []
-            status = (STATUS_CURRENT, STATUS_SUPERSEDED) if include_superseded else (STATUS_CURRENT,)
-            q = q.where(Version.status.in_(status)).order_by(Record.updated_at.desc(), Version.version.desc())
-            rows = s.execute(q.limit(limit).offset(offset)).all()
-            return [self._result_from_row(r) for r in rows]
+        params = _filter_params(okey, doc_type, issuing_agency, date_from, date_to)
+        stmt = reads.listing(frozenset(params), include_superseded)
+        params.update(limit=limit, offset=offset)
+        rows = self._read("list records", lambda c: c.execute(stmt, params).all())
+        return [_result_from_row(r) for r in rows]
 
     def search(
         self,
@@ -669,61 +577,17 @@ class Repository:
         match; a trailing ``*`` makes the last word a prefix ("nguyen van a*"); newest first."""
         tokens = query_tokens(query)
         okey = self._resolve_owner_key(owner_id, owner_key)
-        with self._session("search") as s:
-            q = self._filtered(s, okey, doc_type, issuing_agency, date_from, date_to)
-            if q is None:
-                return []
-            ft = fulltext(self.engine.dialect.name, tokens, Version.id, prefix=wants_prefix(query))
-            q = q.where(Version.status == STATUS_CURRENT)
-            if okey is None:  # walk the text index newest first, stop after `limit` rows
-                q = q.join(ft.table, ft.on).where(ft.match).order_by(ft.newest_first)
-            else:  # one owner has few records: walk them and probe the text index for each
-                q = q.where(ft.matches_row()).order_by(Version.id.desc())
-            q = q.limit(limit)
-            rows = s.execute(q).all()
-            return [SearchHit(result=self._result_from_row(r), rank=i) for i, r in enumerate(rows)]
+        dialect = self.engine.dialect.name
+        params = _filter_params(okey, doc_type, issuing_agency, date_from, date_to)
+        stmt = reads.text_search(dialect, frozenset(params))
+        params.update(limit=limit, fts=fulltext_query(dialect, tokens, prefix=wants_prefix(query)))
+        rows = self._read("search", lambda c: c.execute(stmt, params).all())
+        return [SearchHit(result=_result_from_row(r), rank=i) for i, r in enumerate(rows)]
 
     def _resolve_owner_key(self, owner_id: str | None, owner_key: str | None) -> str | None:
         if owner_id is not None and owner_key is not None:
             raise InvalidRequest("pass owner_id or owner_key, not both")
         return self.owner_key(owner_id) if owner_id is not None else owner_key
-
-    @staticmethod
-    def _filtered(
-        s: Session,
-        okey: str | None,
-        doc_type: str | None,
-        issuing_agency: str | None,
-        date_from: datetime | None,
-        date_to: datetime | None,
-    ):  # noqa: ANN205 (SQLAlchemy Select)
-        q = (
-            select(Record, Version, Owner.owner_key, Blob.size)
-            .join(Version, Version.record_id == Record.id)
-            .join(Owner, Owner.id == Record.owner_id)
-            .join(Blob, Blob.sha256 == Version.pdf_sha256)
-        )
-        if okey is not None:
-            q = q.where(Owner.owner_key == okey)
-        if doc_type is not None:
-            q = q.where(Record.doc_type == doc_type)
-        if issuing_agency is not None:
-            q = q.where(Record.issuing_agency == issuing_agency)
-        if date_from is not None:
-            q = q.where(Record.updated_at >= date_from)
-        if date_to is not None:
-            q = q.where(Record.updated_at < date_to)
-        return q
-
-    @staticmethod
-    def _result_from_row(row: Any) -> StoredResult:
-        record, version, okey, size = row[0], row[1], row[2], row[3]
-        return _make_result(record, version, okey, size)
-
-    @staticmethod
-    def _result(s: Session, record: Record, version: Version, okey: str) -> StoredResult:
-        size = s.scalar(select(Blob.size).where(Blob.sha256 == version.pdf_sha256)) or 0
-        return _make_result(record, version, okey, size)
 
     def _version_row(self, s: Session, uri: str, version: int | None) -> Version:
         record = s.scalar(select(Record).where(Record.uri == uri))
@@ -918,17 +782,6 @@ class _GuardedSession:
         return bool(suppressed)
 
 
-def _insert_ignoring_duplicates(dialect: str, model: type, keys: list[str]):  # noqa: ANN202
-    """INSERT ... ON CONFLICT DO NOTHING for the two supported dialects."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        raise InvalidRequest(f"unsupported database dialect {dialect}")
-    return dialect_insert(model).on_conflict_do_nothing(index_elements=keys)
-
-
 def _live_blob() -> ColumnElement[bool]:
     """Blobs referenced by at least one version that is not deleted."""
     live = select(Version.id).where(
@@ -937,26 +790,35 @@ def _live_blob() -> ColumnElement[bool]:
     return live.exists()
 
 
-def _make_result(record: Record, version: Version, okey: str, size: int) -> StoredResult:
+def _result_from_row(row: Sequence[Any]) -> StoredResult:
+    """A :class:`StoredResult` from a row of :data:`repository.reads.RESULT_COLUMNS`."""
+    (uri, agency, title, okey, version, status, doc_type, pdf_sha, rec_sha, manifest_key, pages, created_at,
+     lock_mode, retain_until, legal_hold, size) = row
     return StoredResult(
-        uri=record.uri,
-        version=version.version,
-        sha256=version.pdf_sha256,
-        size=int(size),
-        object_key=layout.blob_key(version.pdf_sha256),
-        doc_type=version.doc_type,
-        owner_key=okey,
-        created_at=_aware(version.created_at) or version.created_at,
-        status=version.status,
-        issuing_agency=record.issuing_agency,
-        title=record.title,
-        record_sha256=version.record_sha256,
-        manifest_key=version.manifest_key,
-        pages=version.pages,
-        retain_until=_aware(version.retain_until),
-        lock_mode=version.lock_mode,
-        legal_hold=bool(version.legal_hold),
+        uri=uri, version=version, sha256=pdf_sha, size=int(size), object_key=layout.blob_key(pdf_sha),
+        doc_type=doc_type, owner_key=okey, created_at=_aware(created_at) or created_at, status=status,
+        issuing_agency=agency, title=title, record_sha256=rec_sha, manifest_key=manifest_key, pages=pages,
+        retain_until=_aware(retain_until), lock_mode=lock_mode, legal_hold=bool(legal_hold),
     )
+
+
+def _stored_result(rows: VersionRows, lock_enabled: bool, size: int) -> StoredResult:
+    """The result of a version just written (what :func:`_result_from_row` would read back)."""
+    return StoredResult(
+        uri=rows.uri, version=rows.version, sha256=rows.pdf_sha256, size=size,
+        object_key=layout.blob_key(rows.pdf_sha256), doc_type=rows.doc_type, owner_key=rows.owner_key,
+        created_at=rows.created_at, status=STATUS_CURRENT, issuing_agency=rows.issuing_agency, title=rows.title,
+        record_sha256=rows.record_sha256, manifest_key=rows.manifest_key, pages=rows.pages,
+        retain_until=rows.retain_until, lock_mode=rows.lock_mode, legal_hold=rows.legal_hold,
+    )
+
+
+def _filter_params(
+    okey: str | None, doc_type: str | None, agency: str | None, date_from: datetime | None, date_to: datetime | None
+) -> dict[str, Any]:
+    """The filters actually given, by their bound-parameter names in :mod:`repository.reads`."""
+    given = {"owner_key": okey, "doc_type": doc_type, "issuing_agency": agency, "date_from": date_from, "date_to": date_to}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _search_body(req: StoreRequest) -> str:
