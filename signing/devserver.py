@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _MAX_BODY = 1 << 20
 _OCSP_VALIDITY = dt.timedelta(hours=12)
+_CRL_VALIDITY = dt.timedelta(days=7)
 
 
 def _to_asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -166,6 +167,8 @@ class _Responder:
     responder_cert: x509.Certificate
     responder_key: PrivateKey
     timestamper: DevTimeStamper
+    ocsp_validity: dt.timedelta | None = _OCSP_VALIDITY
+    crl_validity: dt.timedelta = _CRL_VALIDITY
     root_der: bytes = field(init=False)
     issuer_key_hashes: set[bytes] = field(init=False)
 
@@ -218,7 +221,7 @@ class _Responder:
                 algorithm=req.hash_algorithm,
                 cert_status=status,
                 this_update=now - dt.timedelta(seconds=30),
-                next_update=now + _OCSP_VALIDITY,
+                next_update=None if self.ocsp_validity is None else now + self.ocsp_validity,
                 revocation_time=revocation_time,
                 revocation_reason=revocation_reason,
             )
@@ -233,7 +236,7 @@ class _Responder:
         )
 
     def crl(self) -> bytes:
-        return build_crl(self.pki)
+        return build_crl(self.pki, validity=self.crl_validity)
 
 
 def _ocsp_nonce(req: ocsp.OCSPRequest) -> bytes | None:
@@ -355,11 +358,20 @@ def _start(handler: type[BaseHTTPRequestHandler], host: str, port: int, name: st
     return ServerHandle(base_url=f"http://{bound_host}:{bound_port}", _server=server, _thread=thread)
 
 
-def serve_dev_pki(pki: DevPki, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
+def serve_dev_pki(
+    pki: DevPki,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    ocsp_validity: dt.timedelta | None = _OCSP_VALIDITY,
+    crl_validity: dt.timedelta = _CRL_VALIDITY,
+) -> ServerHandle:
     """Start the TSA/OCSP/CRL server for ``pki`` in a background thread.
 
     ``port=0`` picks a free port. The dev certificates point to ``pki.base_url``: for B-LT
     signing and online revocation checks, serve on that host/port (the CLI does).
+    OCSP answers are valid from 30 s ago until ``ocsp_validity`` from now (``None``: no
+    nextUpdate); CRLs until ``crl_validity`` from now.
     """
     root_cert, _ = pki.load_root()
     responder_cert, responder_key = pki.load_p12(pki.ocsp_p12)
@@ -369,6 +381,8 @@ def serve_dev_pki(pki: DevPki, host: str = "127.0.0.1", port: int = 0) -> Server
         responder_cert=responder_cert,
         responder_key=responder_key,
         timestamper=local_timestamper(pki),
+        ocsp_validity=ocsp_validity,
+        crl_validity=crl_validity,
     )
     return _start(_make_handler(responder), host, port, "sohoa-dev-pki")
 

@@ -139,7 +139,7 @@ def _name(common_name: str, *, org: str, unit: str | None = None) -> x509.Name:
 
 
 def _validation_extensions(
-    builder: x509.CertificateBuilder, base_url: str
+    builder: x509.CertificateBuilder, base_url: str, *, with_ocsp: bool = True
 ) -> x509.CertificateBuilder:
     crl_dp = x509.CRLDistributionPoints(
         [
@@ -151,12 +151,15 @@ def _validation_extensions(
             )
         ]
     )
+    ocsp_access = [
+        x509.AccessDescription(
+            x509.AuthorityInformationAccessOID.OCSP,
+            x509.UniformResourceIdentifier(base_url + OCSP_PATH),
+        )
+    ]
     aia = x509.AuthorityInformationAccess(
-        [
-            x509.AccessDescription(
-                x509.AuthorityInformationAccessOID.OCSP,
-                x509.UniformResourceIdentifier(base_url + OCSP_PATH),
-            ),
+        (ocsp_access if with_ocsp else [])
+        + [
             x509.AccessDescription(
                 x509.AuthorityInformationAccessOID.CA_ISSUERS,
                 x509.UniformResourceIdentifier(base_url + ROOT_CERT_PATH),
@@ -202,6 +205,7 @@ def _issue(
     base_url: str,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    with_ocsp: bool = True,
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -252,7 +256,7 @@ def _issue(
             ),
             critical=True,
         )
-    builder = _validation_extensions(builder, base_url)
+    builder = _validation_extensions(builder, base_url, with_ocsp=with_ocsp)
     return builder.sign(root_key, hashes.SHA256())
 
 
@@ -414,9 +418,11 @@ def issue_certificate(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     role: CertRole = "signer",
+    with_ocsp: bool = True,
 ) -> Path:
     """Issue one more certificate from the dev root (e.g. a short-lived or to-be-revoked one).
 
+    ``with_ocsp=False`` leaves the OCSP URL out (revocation status from the CRL only).
     Returns the path of ``issued/<label>.p12`` (same passphrase as the PKI).
     """
     if not label.replace("-", "").replace("_", "").isalnum():
@@ -431,7 +437,7 @@ def issue_certificate(
     cert = _issue(
         root_cert=root_cert, root_key=root_key, key=key, subject=subject, role=role,
         base_url=pki.base_url, not_before=not_before or now - dt.timedelta(minutes=5),
-        not_after=not_after or now + dt.timedelta(days=365),
+        not_after=not_after or now + dt.timedelta(days=365), with_ocsp=with_ocsp,
     )
     _record_issued(pki.directory, cert)
     out_dir = pki.directory / "issued"
