@@ -334,6 +334,49 @@ def test_dossier_groups_components_and_numbered_results(env: Env):
     assert [r.uri for r in grouped["result"]] == [r1.uri, r2.uri]
 
 
+@diagonal
+def test_dossier_correction_keeps_its_result_number(env: Env):
+    code = "000.00.12.H29-250105-0002"
+    r1 = env.repo.store(make_request(dossier_code=code))
+    r2 = env.repo.store(make_request(doc_type="trich_luc", dossier_code=code))
+    env.repo.store(make_request(r1.uri, revision=2, dossier_code=code))  # a correction: same record
+    grouped = env.repo.dossier(code)
+    assert [(r.uri, r.version) for r in grouped["result"]] == [(r1.uri, 2), (r2.uri, 1)]
+    with pytest.raises(RecordNotFound):
+        env.repo.dossier("000.00.12.H29-250105-9999")
+
+
+@diagonal
+def test_concurrent_stores_of_a_new_owner_and_of_one_request(env: Env):
+    """Writers racing on a brand-new owner, and on the very same request, end with one owner
+    row, every distinct record stored once, and one version of the repeated request."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    owner = "038204000111"
+    distinct = [make_request(owner=owner, doc_type=t) for t in ("giay_khai_sinh", "cccd", "to_khai", "trich_luc")]
+    start = threading.Barrier(len(distinct))
+
+    def store_together(req: StoreRequest):
+        start.wait(timeout=30)
+        return env.repo.store(req)
+
+    with ThreadPoolExecutor(len(distinct)) as pool:
+        stored = list(pool.map(store_together, distinct))
+    assert [r.version for r in stored] == [1, 1, 1, 1]
+    assert {r.uri for r in env.repo.list_records(owner_id=owner)} == {r.uri for r in distinct}
+    assert {r.owner_key for r in stored} == {env.repo.owner_key(owner)}
+
+    same = make_request(owner="038204000222")
+    start = threading.Barrier(4)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(store_together, [same] * 4))
+    assert {(r.uri, r.version, r.sha256) for r in results} == {(same.uri, 1, results[0].sha256)}
+    assert [v.version for v in env.repo.versions(same.uri)] == [1]
+    assert len(env.repo.list_records(owner_id="038204000222")) == 1
+    assert env.repo.reconcile().ok
+
+
 # -- maintenance ------------------------------------------------------------------------------
 @diagonal
 def test_reconcile_finds_orphans_both_ways(env: Env):

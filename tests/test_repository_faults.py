@@ -217,6 +217,43 @@ def test_database_outage_mid_write_then_retry(pg_url, pg_relay, tmp_path):
 
 
 @pytest.mark.postgres
+def test_pooled_connections_killed_by_the_server_are_replaced_transparently(pg_url, tmp_path):
+    """What a PostgreSQL restart or failover does to pooled connections: the next read and the
+    next store each get a fresh connection instead of failing (the autocommit pool has no
+    pre-ping; a dead connection is detected and the single statement run once more)."""
+    from sqlalchemy import create_engine, text
+
+    from repository.db import normalize_db_url
+
+    name = f"fault_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_db_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    repo = Repository.open(RepositoryConfig(db_url=url, local_dir=tmp_path / "objects", owner_secret=SECRET))
+    try:
+        first = repo.store(make_request())
+        assert [r.uri for r in repo.list_records()] == [first.uri]
+
+        def kill_backends() -> int:
+            with admin.connect() as conn:
+                return len(conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"), {"db": name}).all())
+
+        assert kill_backends() >= 1
+        assert repo.get(first.uri).result.sha256 == first.sha256
+        assert kill_backends() >= 1
+        second = repo.store(make_request(doc_type="cccd"))
+        assert {r.uri for r in repo.list_records()} == {first.uri, second.uri}
+        assert repo.reconcile().ok
+    finally:
+        repo.close()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.mark.postgres
 def test_database_unreachable_at_open_fails_clearly(tmp_path):
     relay = TcpRelay("127.0.0.1:1")  # never started
     config = RepositoryConfig(db_url=f"postgresql://postgres@{relay.address}/app", local_dir=tmp_path / "o", owner_secret=SECRET)

@@ -34,6 +34,16 @@ def test_fold_handles_decomposed_input():
     assert fold(unicodedata.normalize("NFD", "Trần Thị Bích Ngọc")) == "tran thi bich ngoc"
 
 
+def test_fold_removes_every_combining_mark_like_unicodedata():
+    import unicodedata
+
+    # marks of other scripts and outside the BMP (musical symbols) go too; base letters stay
+    text = "Ð ð a\u0301\u0323 \u05d0\u05b8 x\U0001d167y \U0001f600"
+    expected = "d d a \u05d0 xy \U0001f600"
+    assert fold(text) == expected
+    assert not any(unicodedata.combining(ch) for ch in fold(text))
+
+
 def test_query_expressions_exact_words_and_explicit_prefix():
     tokens = fold_tokens("Nguyễn Văn*")
     assert tokens == ["nguyen", "van"] and wants_prefix("Nguyễn Văn*") and not wants_prefix("Nguyễn Văn")
