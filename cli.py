@@ -213,40 +213,60 @@ def get(
 
 @app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="A signed PDF.")],
+    files: Annotated[list[Path], typer.Argument(help="One or more signed PDFs.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per signature on stdout.")] = False,
 ) -> None:
-    """Verify every signature (integrity, trust, revocation, timestamps). Exit 0 only if all pass."""
+    """Verify every signature (integrity, trust, revocation, timestamps). Exit 0 only if all pass.
+
+    Several files share one verifier (trust roots, OCSP/CRL answers reused while fresh)."""
     from converters.pdfa_check import check_pdfa
     from ingest.configs import trust_roots
-    from signing.verify import verify_pdf
+    from signing.verify import TrustRootError, Verifier
 
     settings = settings_or_exit()
-    data = read_input(file)
+    worst = Exit.OK
     try:
-        report = verify_pdf(data, trust_roots(settings))
-    except Exception as exc:  # a file that is not a PDF at all
-        raise fail(f"{file.name}: not a readable PDF ({exc})", Exit.BAD_INPUT)
-    pdfa = check_pdfa(data)
-    if as_json:
-        for s in report.signatures:
-            obj = s.model_dump(mode="json")
-            obj["pdfa"] = {"ok": pdfa.ok, "problems": pdfa.problems}
-            print(json.dumps(obj, ensure_ascii=False))
-        if not report.signatures:
-            print(json.dumps({"verdict": report.verdict, "sub_indication": "NO_SIGNATURE",
-                              "message_vi": report.message_vi, "message_en": report.message_en},
-                             ensure_ascii=False))
-    else:
-        for s in report.signatures:
-            colour = "green" if s.verdict == "TOTAL_PASSED" else "red"
-            out.print(f"[{colour}]{s.verdict}[/] {s.field}: {s.signer} ({s.level}, "
-                      f"{s.signing_time.isoformat() if s.signing_time else 'no time'})"
-                      + (f" [{s.sub_indication}]" if s.sub_indication else ""))
-            out.print(f"    {s.message_vi}\n    {s.message_en}")
-        out.print(f"PDF/A: {'OK' if pdfa.ok else 'problems: ' + '; '.join(pdfa.problems)}")
-        out.print(f"[bold]{report.verdict}[/]: {report.message_vi} / {report.message_en}")
-    raise typer.Exit(int(Exit.OK if report.passed else Exit.FAILED))
+        verifier = Verifier(trust_roots(settings))
+    except (OSError, TrustRootError) as exc:
+        raise fail(f"trust roots: {exc}", Exit.SETUP)
+    with verifier:
+        for file in files:
+            try:
+                data = read_input(file)
+            except typer.Exit:  # read_input already printed the reason
+                worst = Exit.BAD_INPUT
+                continue
+            try:
+                report = verifier.verify(data)
+            except Exception as exc:  # a file that is not a PDF at all
+                fail(f"{file.name}: not a readable PDF ({exc})", Exit.BAD_INPUT)
+                worst = Exit.BAD_INPUT
+                continue
+            if not report.passed and worst == Exit.OK:
+                worst = Exit.FAILED
+            pdfa = check_pdfa(data)
+            if as_json:
+                for s in report.signatures:
+                    obj = s.model_dump(mode="json")
+                    obj["pdfa"] = {"ok": pdfa.ok, "problems": pdfa.problems}
+                    obj["file"] = file.name
+                    print(json.dumps(obj, ensure_ascii=False), flush=True)
+                if not report.signatures:
+                    print(json.dumps({"verdict": report.verdict, "sub_indication": "NO_SIGNATURE",
+                                      "message_vi": report.message_vi, "message_en": report.message_en,
+                                      "file": file.name}, ensure_ascii=False), flush=True)
+                continue
+            if len(files) > 1:
+                out.print(f"[bold]{escape(file.name)}[/]", highlight=False)
+            for s in report.signatures:
+                colour = "green" if s.verdict == "TOTAL_PASSED" else "red"
+                out.print(f"[{colour}]{s.verdict}[/] {s.field}: {s.signer} ({s.level}, "
+                          f"{s.signing_time.isoformat() if s.signing_time else 'no time'})"
+                          + (f" [{s.sub_indication}]" if s.sub_indication else ""))
+                out.print(f"    {s.message_vi}\n    {s.message_en}")
+            out.print(f"PDF/A: {'OK' if pdfa.ok else 'problems: ' + '; '.join(pdfa.problems)}")
+            out.print(f"[bold]{report.verdict}[/]: {report.message_vi} / {report.message_en}")
+    raise typer.Exit(int(worst))
 
 
 @app.command()

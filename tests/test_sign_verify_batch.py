@@ -253,3 +253,45 @@ def test_memoised_name_preparation_matches_asn1crypto():
         for text in samples * 2:
             assert speedups.ldap_string_prep(None, text) == speedups.original_ldap_string_prep(text)
         assert NameTypeAndValue._ldap_string_prep is speedups.ldap_string_prep
+
+
+# -- `sohoa verify` with several files (one Verifier) ---------------------------------------------
+
+def test_cli_verify_several_files(sohoa_home, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    import cli
+    from ingest.settings import load_settings
+    from signing.pki import load_dev_pki
+    from tests.test_api_support import init_home
+
+    init_home(sohoa_home)
+    home_pki = load_dev_pki(load_settings().pki_dir)
+    with open_signer(SignerSpec(path=str(home_pki.agency_p12), passphrase=home_pki.passphrase)) as s:
+        good = [s.sign(make_pdf(text=f"Hồ sơ {i}"), field_name="Sig_Agency", box=AGENCY_BOX)
+                for i in range(2)]
+    files = []
+    for name, data in (("a.pdf", good[0]), ("b.pdf", good[1]),
+                       ("tampered.pdf", good[0].replace(b"Trang 1", b"Trang 9"))):
+        files.append(tmp_path / name)
+        files[-1].write_bytes(data)
+    runner = CliRunner()
+
+    ok = runner.invoke(cli.app, ["verify", str(files[0]), str(files[1]), "--json"])
+    assert ok.exit_code == 0, ok.output
+    lines = [json.loads(line) for line in ok.stdout.splitlines() if line.strip()]
+    assert [(x["file"], x["verdict"]) for x in lines] == [("a.pdf", "TOTAL_PASSED"), ("b.pdf", "TOTAL_PASSED")]
+    assert all(x["trusted"] and x["level"] == "B-B" and "pdfa" in x for x in lines)
+
+    mixed = runner.invoke(cli.app, ["verify", *map(str, files), "--json"])
+    assert mixed.exit_code == 1, mixed.output  # one document does not pass
+    verdicts = {json.loads(line)["file"]: json.loads(line)["sub_indication"]
+                for line in mixed.stdout.splitlines() if line.strip()}
+    assert verdicts == {"a.pdf": None, "b.pdf": None, "tampered.pdf": "HASH_FAILURE"}
+
+    missing = runner.invoke(cli.app, ["verify", str(files[0]), str(tmp_path / "nope.pdf")])
+    assert missing.exit_code == 3, missing.output  # unreadable input, the readable one still reported
+    assert "a.pdf" in missing.stdout and "TOTAL_PASSED" in missing.stdout
+    assert "nope.pdf" in missing.output
