@@ -56,8 +56,10 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
-from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
+
+from signing.revinfo import CachingFetcherBackend, FreshnessPolicy
 
 SignatureLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 LEVELS: tuple[str, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -358,6 +360,7 @@ class PdfSigner:
     font_size: int = DEFAULT_FONT_SIZE
     timestamper: timestamps.TimeStamper | None = None
     closer: Callable[[], None] | None = None
+    revinfo_freshness: FreshnessPolicy = field(default_factory=FreshnessPolicy)
 
     def __post_init__(self) -> None:
         cert = self.signer.signing_cert
@@ -368,7 +371,10 @@ class PdfSigner:
         self._loop = asyncio.new_event_loop()
         self._timestampers: dict[str, timestamps.TimeStamper] = {}
         self._reserved: dict[tuple[str, str | None], int] = {}
-        self._validation_context: ValidationContext | None = None
+        # B-LT/B-LTA: one validation context per signature (validated "now"), sharing OCSP/CRL
+        # answers across signatures only while fresh (signing.revinfo.FreshnessPolicy)
+        self._revinfo = CachingFetcherBackend(RequestsFetcherBackend(), self.revinfo_freshness)
+        self._trust_manager = SimpleTrustManager.build(trust_roots=self.trust_roots)
         font_file = prepared_font(self.font_path)
         self._font_chars = font_coverage(font_file)
         self._font_factory = _PreparedFontFactory(str(font_file), font_size=self.font_size)
@@ -505,14 +511,15 @@ class PdfSigner:
         )
 
     def _long_term_context(self) -> ValidationContext:
-        if self._validation_context is None:
-            self._validation_context = ValidationContext(
-                trust_roots=self.trust_roots,
-                allow_fetching=True,
-                revocation_mode="hard-fail",
-                fetcher_backend=RequestsFetcherBackend(),
-            )
-        return self._validation_context
+        """A context validating at the current time; revocation answers come from the shared
+        cache while fresh, so a revocation is seen at most ``max_age`` after it is published
+        (a context kept for the signer's life would validate at its creation time forever)."""
+        return ValidationContext(
+            trust_manager=self._trust_manager,
+            allow_fetching=True,
+            revocation_mode="hard-fail",
+            fetcher_backend=self._revinfo,
+        )
 
     def _timestamper_for(self, level: str, url: str | None) -> timestamps.TimeStamper | None:
         if level == "B-B":
@@ -782,12 +789,15 @@ def open_signer(
     timestamper: timestamps.TimeStamper | None = None,
     prefer_pss: bool = True,
     font_path: Path | None = None,
+    revinfo_freshness: FreshnessPolicy | None = None,
 ) -> PdfSigner:
     """Load the key described by ``spec`` once and return a reusable :class:`PdfSigner`.
 
     ``timestamper`` (optional) is used for B-T and above when ``sign`` gets no
     ``timestamp_url`` (e.g. :func:`signing.devserver.local_timestamper`). RSA keys sign with
-    RSASSA-PSS unless ``prefer_pss=False``.
+    RSASSA-PSS unless ``prefer_pss=False``. ``revinfo_freshness``: how long the OCSP/CRL answers
+    checked before a B-LT/B-LTA signature (and embedded in it) are reused for later signatures
+    (default: 5 minutes after their thisUpdate, never past nextUpdate).
     """
     closer: Callable[[], None] | None = None
     if spec.kind == "pkcs12":
@@ -805,6 +815,7 @@ def open_signer(
         font_path=font_path or _default_font(),
         timestamper=timestamper,
         closer=closer,
+        revinfo_freshness=revinfo_freshness or FreshnessPolicy(),
     )
 
 

@@ -295,3 +295,26 @@ def test_cli_verify_several_files(sohoa_home, tmp_path):
     assert missing.exit_code == 3, missing.output  # unreadable input, the readable one still reported
     assert "a.pdf" in missing.stdout and "TOTAL_PASSED" in missing.stdout
     assert "nope.pdf" in missing.output
+
+
+# -- the batch signer checks revocation before B-LT with the same freshness policy ---------------
+
+def test_long_lived_signer_sees_a_revocation_once_its_cached_answer_is_stale(pki, tsa_url):
+    from signing.signer import SigningError
+
+    p12 = issue_certificate(pki, "revoked-while-signing", common_name="Võ Thị Hoa")
+    no_reuse = FreshnessPolicy(max_age=dt.timedelta(0))
+    with open_signer(SignerSpec(path=str(p12), passphrase=pki.passphrase),
+                     revinfo_freshness=no_reuse) as signer:
+        first = signer.sign(make_pdf(), field_name="Sig_Officer", box=OFFICER_BOX, level="B-LT",
+                            timestamp_url=tsa_url)
+        revoke_certificate(pki, p12, when=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+        with pytest.raises(SigningError):
+            signer.sign(make_pdf(), field_name="Sig_Officer", box=OFFICER_BOX, level="B-LT",
+                        timestamp_url=tsa_url)
+    assert first  # signed while the certificate was good
+    with open_signer(SignerSpec(path=str(pki.agency_p12), passphrase=pki.passphrase)) as signer:
+        for _ in range(2):  # default policy: the second signature reuses the first one's answers
+            signer.sign(make_pdf(), field_name="Sig_Agency", box=AGENCY_BOX, level="B-LT",
+                        timestamp_url=tsa_url)
+        assert signer._revinfo.stats["ocsp_hits"] > 0
