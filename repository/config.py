@@ -36,6 +36,7 @@ class RepositoryConfig:
     s3_connect_timeout: float = 3.0
     s3_read_timeout: float = 30.0
     s3_retries: int = 2
+    sqlite_busy_timeout: float = 30.0  # seconds a write waits for another process's lock on the SQLite file
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a clear message when the configuration cannot work."""
@@ -46,6 +47,8 @@ class RepositoryConfig:
                 f"RepositoryConfig.owner_secret must be at least {MIN_SECRET_BYTES} bytes "
                 "(it keys the HMAC of owner IDs and must stay the same for the repository's life)"
             )
+        if self.sqlite_busy_timeout < 0:
+            raise ValueError("RepositoryConfig.sqlite_busy_timeout must be >= 0 seconds")
         if self.lock_mode not in LOCK_MODES:
             raise ValueError(f"RepositoryConfig.lock_mode must be one of {LOCK_MODES}, got {self.lock_mode!r}")
         if self.store == "local":

@@ -278,6 +278,10 @@ def _s3_errors(operation: str, key: str) -> Iterator[None]:
     except (ServerError, InvalidResponseError) as exc:
         raise StorageUnavailable(f"S3 {operation} {key}: server error {exc}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise StorageUnavailable(f"S3 {operation} {key}: {type(exc).__name__}: {exc}") from exc
+        reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+        if isinstance(reason, urllib3.exceptions.TimeoutError):  # the server is up but too slow
+            what = "connecting" if isinstance(reason, urllib3.exceptions.ConnectTimeoutError) else "waiting for the answer"
+            raise StorageUnavailable(f"S3 {operation} {key}: timed out {what} (every attempt): {reason}") from exc
+        raise StorageUnavailable(f"S3 {operation} {key}: {type(reason).__name__}: {reason}") from exc
     except MinioException as exc:
         raise StorageUnavailable(f"S3 {operation} {key}: {exc}") from exc

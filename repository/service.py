@@ -205,7 +205,7 @@ class Repository:
     def open(cls, config: RepositoryConfig) -> Repository:
         """Validate the config, migrate the index to the newest schema and prepare the bucket."""
         config.validate()
-        engine = make_engine(config.db_url)
+        engine = make_engine(config.db_url, busy_timeout=config.sqlite_busy_timeout)
         try:
             migrate(engine)
             store = open_object_store(config)

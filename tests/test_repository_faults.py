@@ -6,7 +6,9 @@ network outage (connection refused / reset), not a mocked exception.
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
+import time
 import uuid
 
 import pytest
@@ -16,7 +18,8 @@ from tests.test_repository_core import SECRET, make_request
 
 
 class TcpRelay:
-    """Forward 127.0.0.1:<port> to a target; ``stop()`` refuses and cuts every connection."""
+    """Forward 127.0.0.1:<port> to a target; ``stop()`` refuses and cuts every connection;
+    ``delay`` (seconds) holds back every chunk the server sends: a server that is up but slow."""
 
     def __init__(self, target: str) -> None:
         host, port = target.rsplit(":", 1)
@@ -28,6 +31,7 @@ class TcpRelay:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.delay = 0.0
 
     @property
     def address(self) -> str:
@@ -75,13 +79,14 @@ class TcpRelay:
                     upstream.close()
                     return
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, slow in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
         try:
             while data := src.recv(65536):
+                if slow and self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
@@ -169,6 +174,113 @@ def test_s3_unreachable_at_open_fails_clearly(s3_server, tmp_path):
     relay = TcpRelay(s3_server["endpoint"])  # never started: the port is closed
     with pytest.raises(StorageUnavailable, match="S3"):
         Repository.open(s3_config(s3_server, relay.address, tmp_path))
+
+
+@pytest.mark.s3
+def test_slow_s3_times_out_clearly_then_retry_creates_no_duplicate(s3_server, s3_relay, tmp_path):
+    """RGW up but answering after 3 s, the client waiting at most 1 s per attempt: the store fails
+    within its bounded time with a clear timeout, no index row exists, and once the server is
+    fast again the same request stores exactly one version (objects that the slow server
+    finally wrote are simply reused)."""
+    repo = Repository.open(s3_config(s3_server, s3_relay.address, tmp_path, s3_read_timeout=1.0))
+    try:
+        req = make_request(retention_years=1)
+        s3_relay.delay = 3.0
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="timed out waiting for the answer"):
+            repo.store(req)
+        assert time.monotonic() - started < 15  # 2 attempts x 1 s, not the server's pace
+        s3_relay.delay = 0.0
+        assert repo.list_records() == []
+        with pytest.raises(RecordNotFound):
+            repo.get(req.uri)
+        stored = repo.store(req)
+        assert stored.version == 1 and [v.version for v in repo.versions(req.uri)] == [1]
+        assert repo.store(req) == stored
+        assert repo.get(req.uri).pdf == req.pdf
+        assert len(list(repo.objects.iter_keys("records/"))) == 1
+        assert repo.reconcile().ok
+    finally:
+        repo.close()
+
+
+# -- SQLite: the database file locked by another process, the disk full -----------------------
+def sqlite_repo(tmp_path, **kw) -> Repository:
+    config = RepositoryConfig(db_url=f"sqlite:///{tmp_path / 'index.db'}", local_dir=tmp_path / "objects",
+                              owner_secret=SECRET, **kw)
+    return Repository.open(config)
+
+
+def test_sqlite_locked_by_another_process_fails_clearly_then_retry(tmp_path):
+    """Another program (a backup, a second desk process) holds the write lock of the index: the
+    store waits the configured time, fails with StorageUnavailable, leaves no row, and the same
+    request succeeds once the lock is gone."""
+    import subprocess
+    import sys
+
+    repo = sqlite_repo(tmp_path, sqlite_busy_timeout=0.5)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()",
+         str(tmp_path / "index.db")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        req = make_request(retention_years=5)  # leftovers are locked: the retry must still succeed
+        with pytest.raises(StorageUnavailable, match="database is locked"):
+            repo.store(req)
+        assert repo.list_records() == []  # readers are not blocked (WAL) and see nothing
+        assert len(repo.reconcile().untracked) == 3  # the blobs and manifest, for the reconciler only
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+        stored = repo.store(req)
+        assert stored.version == 1 and [v.version for v in repo.versions(req.uri)] == [1]
+        assert repo.reconcile().ok
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        repo.close()
+
+
+def test_sqlite_disk_full_fails_clearly_then_retry(tmp_path):
+    """SQLITE_FULL from the real engine (the database may not grow by one more page, as on a full
+    disk) in the middle of the index write: StorageUnavailable, the transaction rolled back
+    entirely, and the same request stored once after space is freed."""
+    from sqlalchemy import event
+
+    repo = sqlite_repo(tmp_path)
+    try:
+        repo.store(make_request())
+        full = {"on": True}
+
+        def cap_growth(dbapi_conn, _record) -> None:  # noqa: ANN001
+            if full["on"]:
+                pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+                dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+        event.listen(repo.engine, "connect", cap_growth)
+        repo.engine.dispose()  # new connections get the cap
+        req = make_request(doc_type="cccd", text_body="Nơi cư trú: phường Bến Nghé " * 2000)
+        with pytest.raises(StorageUnavailable, match="full"):
+            repo.store(req)
+        assert len(repo.list_records()) == 1
+        with pytest.raises(RecordNotFound):
+            repo.get(req.uri)
+        assert repo.search("ben nghe") == []
+        full["on"] = False
+        repo.engine.dispose()
+        stored = repo.store(req)
+        assert stored.version == 1 and [v.version for v in repo.versions(req.uri)] == [1]
+        assert [h.result.uri for h in repo.search("ben nghe")] == [req.uri]
+        assert repo.reconcile().ok
+        check = sqlite3.connect(tmp_path / "index.db")
+        try:
+            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            check.close()
+    finally:
+        repo.close()
 
 
 @pytest.fixture
@@ -275,5 +387,7 @@ def test_config_errors_are_clear(tmp_path):
         Repository.open(RepositoryConfig(db_url="sqlite://", local_dir=tmp_path))
     with pytest.raises(ValueError, match="s3_endpoint"):
         Repository.open(RepositoryConfig(db_url="sqlite://", store="s3", owner_secret=SECRET))
+    with pytest.raises(ValueError, match="sqlite_busy_timeout"):
+        Repository.open(RepositoryConfig(db_url="sqlite://", local_dir=tmp_path, owner_secret=SECRET, sqlite_busy_timeout=-1))
     with pytest.raises(ValueError, match="lock_mode"):
         Repository.open(RepositoryConfig(db_url="sqlite://", local_dir=tmp_path, owner_secret=SECRET, lock_mode="STRICT"))
