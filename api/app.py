@@ -14,12 +14,14 @@ import importlib
 import importlib.util
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth import KeyCache
@@ -53,6 +55,7 @@ class ApiOptions(BaseSettings):
     job_workers: int | None = None  # default: Settings.workers
     verify_max_bytes: int = 30 * 1024 * 1024
     auth_cache_seconds: float = 5.0  # verified API keys are re-checked after this (0: every request)
+    redirect_seconds: int = Field(60, ge=1, le=3600)  # lifetime of a presigned URL (delivery=redirect)
 
 
 def audit_key_path(settings: Settings) -> Path:
@@ -74,6 +77,8 @@ class Services:
         self._audit_log: AuditLog | None = None
         self._audit_writer: AuditWriter | None = None
         self._jobs: Any = None
+        self._db_executor: ThreadPoolExecutor | None = None
+        self._io_executor: ThreadPoolExecutor | None = None
 
     @property
     def repository(self) -> Repository:
@@ -126,8 +131,39 @@ class Services:
         self.metrics.audit_events.labels(entry.action, entry.outcome).inc()
         return seq
 
+    async def audit_async(self, entry: AuditEntry) -> int:
+        """:meth:`audit` for async routes (the wait holds no thread)."""
+        seq = await self.audit_writer.record_async(entry)
+        self.metrics.audit_events.labels(entry.action, entry.outcome).inc()
+        return seq
+
+    @property
+    def db_executor(self) -> ThreadPoolExecutor:
+        """Threads for the record-read decision: as many as the SQL pool keeps open, less one
+        for the audit writer, so a burst of reads queues here instead of opening and closing
+        overflow connections (each a PostgreSQL backend fork)."""
+        if self._db_executor is None:
+            with self._lock:
+                if self._db_executor is None:
+                    size = getattr(self.repository.engine.pool, "size", lambda: 5)()
+                    self._db_executor = ThreadPoolExecutor(max(2, size - 1), thread_name_prefix="sohoa-db")
+        return self._db_executor
+
+    @property
+    def io_executor(self) -> ThreadPoolExecutor:
+        """Threads for object-store reads (as many as the S3 client keeps connections)."""
+        if self._io_executor is None:
+            with self._lock:
+                if self._io_executor is None:
+                    self._io_executor = ThreadPoolExecutor(16, thread_name_prefix="sohoa-io")
+        return self._io_executor
+
     def close(self) -> None:
         with self._lock:
+            for executor in (self._db_executor, self._io_executor):
+                if executor is not None:
+                    executor.shutdown(wait=True)
+            self._db_executor = self._io_executor = None
             if self._jobs is not None:
                 self._jobs.close()
                 self._jobs = None

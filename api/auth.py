@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiProblem, LoginRequired, forbidden, invalid, unauthenticated
 from repository import InvalidRequest
-from repository.access import (AuthorizationInfo, ClientInfo, GrantInfo, ReadScope, RecordFacts, UserInfo,
-                               check_purpose, utcnow)
+from repository.access import (AuthorizationInfo, ClientInfo, GrantInfo, ReaderView, ReadScope, RecordFacts,
+                               UserInfo, check_purpose, utcnow)
 from repository.identity import normalize_owner_id
 
 if TYPE_CHECKING:
@@ -159,14 +160,15 @@ def _check_same_origin(request: Request) -> None:
         raise forbidden("cross-site request refused")
 
 
-def authenticate(request: Request) -> Principal | None:
-    """The calling principal, ``None`` when no credentials were presented; 401 on bad ones."""
+async def authenticate(request: Request) -> Principal | None:
+    """The calling principal, ``None`` when no credentials were presented; 401 on bad ones.
+    A recently verified API key is answered from memory; database look-ups run in a thread."""
     services = services_of(request)
     key = presented_api_key(request)
     if key is not None:
         client = services.key_cache.get(key)
         if client is None:
-            client = services.access.authenticate_key(key)
+            client = await run_in_threadpool(services.access.authenticate_key, key)
             if client is not None:
                 services.key_cache.put(key, client)
         if client is None:
@@ -175,7 +177,7 @@ def authenticate(request: Request) -> Principal | None:
         return principal_from_client(client)
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        user = services.access.session_user(token)
+        user = await run_in_threadpool(services.access.session_user, token)
         if user is None:
             return None
         _check_same_origin(request)
@@ -201,9 +203,9 @@ def enforce_rate_limit(request: Request, principal: Principal) -> None:
                          headers={"Retry-After": str(wait)})
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """Dependency: any authenticated principal (API key or desk session), rate-limited."""
-    principal = authenticate(request)
+    principal = await authenticate(request)
     if principal is None:
         raise unauthenticated()
     enforce_rate_limit(request, principal)
@@ -347,26 +349,19 @@ def decide(principal: Principal, facts: RecordFacts, *, grants: Iterable[GrantIn
     return DENY
 
 
-def authorize_record(services: "Services", principal: Principal, facts: RecordFacts,
-                     ctx: ReadContext) -> Decision:
-    """Fetch only what the rule needs for this principal, then :func:`decide`."""
-    now = utcnow()
-    quick = decide(principal, facts, at=now)
-    if quick.allowed:
-        return quick
-    grants: list[GrantInfo] = []
-    auths: list[AuthorizationInfo] = []
-    if principal.kind == "citizen" and principal.owner_key:
-        auths = services.access.active_authorizations(owner_key=facts.owner_key,
-                                                      representative_key=principal.owner_key, at=now)
-    elif principal.acts_for_agency and principal.agency_code:
-        if ctx.purpose:
-            grants = services.access.active_grants(owner_key=facts.owner_key, agency_code=principal.agency_code,
-                                                   purpose=ctx.purpose, at=now)
-        if ctx.on_behalf_key and not grants:
-            auths = services.access.active_authorizations(owner_key=facts.owner_key,
-                                                          representative_key=ctx.on_behalf_key, at=now)
-    return decide(principal, facts, grants=grants, authorizations=auths, at=now)
+def reader_view(services: "Services", principal: Principal, ctx: ReadContext, uri: str, *,
+                at: datetime) -> ReaderView | None:
+    """The record as ``principal`` sees it: its facts plus the grant / authorization that could
+    let them read it, in one query (grants and revocations count from the very next request,
+    in every server process: nothing of the decision is cached)."""
+    agency = principal.agency_code if principal.acts_for_agency else None
+    representative = principal.owner_key if principal.kind == "citizen" else ctx.on_behalf_key if agency else None
+    return services.access.reader_view(uri, at=at, agency_code=agency, purpose=ctx.purpose if agency else None,
+                                       representative_key=representative)
+
+
+def authorize_view(principal: Principal, view: ReaderView, at: datetime) -> Decision:
+    return decide(principal, view.facts, grants=view.grants, authorizations=view.authorizations, at=at)
 
 
 def list_scope(services: "Services", principal: Principal, owner_key: str, ctx: ReadContext) -> tuple[ReadScope, str | None]:

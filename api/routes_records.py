@@ -2,23 +2,29 @@
 version), and verification of an uploaded PDF. Every read is an audit event, allowed or not."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
-from datetime import datetime
-from typing import Annotated, Any
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from api.auth import (Decision, Principal, ReadContext, authorize_record, current_principal, list_scope,
-                      owner_ref_of, read_context, require, services_of)
+from api.auth import (Decision, Principal, ReadContext, authorize_view, current_principal, list_scope,
+                      owner_ref_of, read_context, reader_view, require, services_of)
 from api.errors import ApiProblem, invalid, not_found_or_forbidden
-from repository import IntegrityFailure, InvalidRequest, ObjectMissing
-from repository.access import RecordFacts
+from repository import IntegrityFailure, InvalidRequest, ObjectMissing, StorageUnavailable
+from repository.access import RecordFacts, utcnow
 from repository.audit import AuditEntry
 from repository.layout import parse_record_uri
+from repository.objectstore import ObjectStore
 from signing.verify import VerificationReport
+
+if TYPE_CHECKING:
+    from api.app import Services
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -90,42 +96,72 @@ def summary_of(f: RecordFacts) -> RecordSummary:
                          pdf_url=pdf, record_url=rec)
 
 
-def audit_read(request: Request, principal: Principal, action: str, *, outcome: str, uri: str | None,
+def read_entry(principal: Principal, action: str, *, outcome: str, uri: str | None,
                facts: RecordFacts | None = None, ctx: ReadContext | None = None,
-               decision: Decision | None = None, details: dict | None = None) -> None:
-    services_of(request).audit(AuditEntry(
+               decision: Decision | None = None, details: dict | None = None) -> AuditEntry:
+    return AuditEntry(
         actor=principal.ref, actor_kind=principal.kind, action=action, outcome=outcome, record_uri=uri,
         record_version=facts.version if facts else None, owner_key=facts.owner_key if facts else None,
         agency_code=principal.agency_code, purpose=ctx.purpose if ctx else None,
         basis=decision.basis if decision else None,
         details={**(decision.audit_details() if decision else {}), **(details or {}),
-                 **({"on_behalf": True} if ctx and ctx.on_behalf_key else {})}))
+                 **({"on_behalf": True} if ctx and ctx.on_behalf_key else {})})
 
 
-def authorized_facts(request: Request, principal: Principal, ctx: ReadContext, uri: str,
-                     version: int | None, action: str) -> tuple[RecordFacts, Decision]:
-    """The record version the principal asked for, if they may read it; audited either way."""
+@dataclass(frozen=True)
+class ReadCheck:
+    """The outcome of an access check, before it is audited: ``entry`` is what the audit log must
+    hold before anything is answered; ``problem`` is the error to answer with (if any)."""
+
+    entry: AuditEntry
+    facts: RecordFacts | None = None
+    decision: Decision | None = None
+    problem: ApiProblem | None = None
+
+    def failed(self, error: str) -> ReadCheck:
+        """The same read, recorded as failed after the decision (object missing, store down...)."""
+        entry = replace(self.entry, outcome="failed", details={**self.entry.details, "error": error})
+        return replace(self, entry=entry)
+
+
+def check_read(services: Services, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
+               action: str, details: dict | None = None) -> ReadCheck:
+    """Decide whether ``principal`` may read version ``version`` (default: current) of ``uri``:
+    one SQL query for the current version and the caller's grant/authorization (a second one only
+    for an older version). Writes nothing; the caller audits ``entry`` before answering."""
     try:
         parse_record_uri(uri)
     except InvalidRequest as exc:
         raise invalid(str(exc)) from None
-    services = services_of(request)
-    current = services.access.record_facts(uri)
-    decision = authorize_record(services, principal, current, ctx) if current else None
+    now = utcnow()
+    view = reader_view(services, principal, ctx, uri, at=now)
+    current = view.facts if view is not None else None
+    decision = authorize_view(principal, view, now) if view is not None else None
     if current is None or decision is None or not decision.allowed:
-        audit_read(request, principal, action, outcome="denied", uri=uri, facts=current, ctx=ctx)
-        raise not_found_or_forbidden()
+        return ReadCheck(read_entry(principal, action, outcome="denied", uri=uri, facts=current, ctx=ctx),
+                         problem=not_found_or_forbidden())
     facts = current if version is None or version == current.version else services.access.record_facts(uri, version)
     if facts is None:
-        audit_read(request, principal, action, outcome="failed", uri=uri, facts=current, ctx=ctx,
-                   decision=decision, details={"version": version, "error": "no_such_version"})
-        raise ApiProblem(404, "version_not_found", f"the record has no version {version}")
-    audit_read(request, principal, action, outcome="allowed", uri=uri, facts=facts, ctx=ctx, decision=decision)
-    return facts, decision
+        return ReadCheck(read_entry(principal, action, outcome="failed", uri=uri, facts=current, ctx=ctx,
+                                    decision=decision, details={"version": version, "error": "no_such_version"}),
+                         problem=ApiProblem(404, "version_not_found", f"the record has no version {version}"))
+    return ReadCheck(read_entry(principal, action, outcome="allowed", uri=uri, facts=facts, ctx=ctx,
+                                decision=decision, details=details), facts=facts, decision=decision)
 
 
-def _read_object(request: Request, key: str, sha256: str) -> bytes:
-    store = services_of(request).repository.objects
+def authorized_facts(request: Request, principal: Principal, ctx: ReadContext, uri: str,
+                     version: int | None, action: str) -> tuple[RecordFacts, Decision]:
+    """The record version the principal asked for, if they may read it; audited either way (the
+    entry is committed before this returns)."""
+    check = check_read(services_of(request), principal, ctx, uri, version, action)
+    services_of(request).audit(check.entry)
+    if check.problem is not None:
+        raise check.problem
+    assert check.facts is not None and check.decision is not None
+    return check.facts, check.decision
+
+
+def _read_object(store: ObjectStore, key: str, sha256: str) -> bytes:
     try:
         data = store.get(key)
     except ObjectMissing:
@@ -135,14 +171,95 @@ def _read_object(request: Request, key: str, sha256: str) -> bytes:
     return data
 
 
-def _bytes_response(request: Request, data: bytes, sha256: str, media: str, filename: str) -> Response:
-    etag = f'"{sha256}"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-store",
-               "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:",
-               "Content-Disposition": f'attachment; filename="{filename}"'}
-    if request.headers.get("if-none-match") == etag:
+@runtime_checkable
+class PresigningStore(Protocol):
+    """An object store that can hand out short-lived GET URLs (S3; a local directory cannot)."""
+
+    def presigned_get_url(self, key: str, *, expires: timedelta,
+                          response_headers: dict[str, str] | None = None) -> str: ...
+
+
+Delivery = Literal["proxy", "redirect"]
+DELIVERY_QUERY = Query(description=(
+    "`proxy` (default): the signed bytes in this response. `redirect`: after the access decision "
+    "and its audit entry are committed, `303 See Other` to a short-lived presigned URL of the "
+    "object store (the bytes then come from S3; check them against `Sohoa-SHA256`). Stores that "
+    "cannot presign (a local directory) answer as for `proxy`."))
+
+
+class RedirectOut(BaseModel):
+    """Body of a ``303`` answer (for clients that do not follow redirects themselves)."""
+
+    url: str
+    expires_at: datetime
+    sha256: str
+    size: int | None
+    media_type: str
+
+
+async def _download(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
+                    what: Literal["pdf", "record"], delivery: Delivery) -> Response:
+    """Decide, prepare, audit, answer — in that order; nothing leaves before the audit entry
+    is committed. The decision (one SQL query) and the presigned URL are made in a thread of
+    the bounded database pool, the object read (proxy) in the I/O pool; the audit commit is
+    awaited without holding a thread."""
+    services = services_of(request)
+    store = services.repository.objects
+    redirect = delivery == "redirect" and isinstance(store, PresigningStore)
+    expires = timedelta(seconds=services.options.redirect_seconds)
+    media = "application/pdf" if what == "pdf" else "application/json"
+    action = "record.download_pdf" if what == "pdf" else "record.download_record"
+    details = {"delivery": "redirect", "expires_in": int(expires.total_seconds())} if redirect else None
+    wanted = request.headers.get("if-none-match")
+
+    def decide_and_presign() -> tuple[ReadCheck, str | None]:
+        check = check_read(services, principal, ctx, uri, version, action, details)
+        if check.problem is not None or check.facts is None or not redirect:
+            return check, None
+        key, sha = _object_of(check.facts, what)
+        if wanted == f'"{sha}"':
+            return check, None
+        assert isinstance(store, PresigningStore)
+        return check, store.presigned_get_url(key, expires=expires, response_headers={
+            "response-content-type": media,
+            "response-content-disposition": f'attachment; filename="{_filename(check.facts, what)}"'})
+
+    loop = asyncio.get_running_loop()
+    issued = utcnow()
+    check, url = await loop.run_in_executor(services.db_executor, decide_and_presign)
+    data: bytes | None = None
+    failure: Exception | None = check.problem
+    if failure is None and check.facts is not None and not redirect:
+        key, sha = _object_of(check.facts, what)
+        if wanted != f'"{sha}"':
+            try:
+                data = await loop.run_in_executor(services.io_executor, _read_object, store, key, sha)
+            except (IntegrityFailure, StorageUnavailable) as exc:
+                check, failure = check.failed(type(exc).__name__), exc
+    await services.audit_async(check.entry)
+    if failure is not None:
+        raise failure
+    assert check.facts is not None
+    sha = _object_of(check.facts, what)[1]
+    headers = {"ETag": f'"{sha}"', "Cache-Control": "private, no-store"}
+    if wanted == f'"{sha}"':
         return Response(status_code=304, headers=headers)
+    if url is not None:
+        body = RedirectOut(url=url, expires_at=issued + expires, sha256=sha,
+                           size=check.facts.pdf_size if what == "pdf" else None, media_type=media)
+        return JSONResponse(body.model_dump(mode="json"), status_code=303,
+                            headers={"Location": url, "Cache-Control": "no-store", "Sohoa-SHA256": sha})
+    headers.update({"Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(sha)).decode()}:",
+                    "Content-Disposition": f'attachment; filename="{_filename(check.facts, what)}"'})
     return Response(content=data, media_type=media, headers=headers)
+
+
+def _object_of(facts: RecordFacts, what: str) -> tuple[str, str]:
+    return (facts.pdf_key, facts.pdf_sha256) if what == "pdf" else (facts.record_key, facts.record_sha256)
+
+
+def _filename(facts: RecordFacts, what: str) -> str:
+    return f"{facts.uri}.v{facts.version}.{'pdf' if what == 'pdf' else 'json'}"
 
 
 # ---- owners ------------------------------------------------------------------------------------
@@ -209,53 +326,51 @@ def record_lookup(request: Request, uri: RECORD_URI, principal: Annotated[Princi
     return record_detail(request, uri, principal, ctx)
 
 
-def _pdf(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None) -> Response:
-    facts, _ = authorized_facts(request, principal, ctx, uri, version, "record.download_pdf")
-    data = _read_object(request, facts.pdf_key, facts.pdf_sha256)
-    return _bytes_response(request, data, facts.pdf_sha256, "application/pdf", f"{uri}.v{facts.version}.pdf")
+def _responses(media: str, description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {media: {}}, "description": description},
+            303: {"model": RedirectOut, "description": "with `delivery=redirect`: the read is authorized and "
+                  "audited; `Location` is a presigned object-store URL that works for a short time "
+                  "(`SOHOA_API_REDIRECT_SECONDS`, default 60)",
+                  "headers": {"Location": {"schema": {"type": "string"}, "description": "presigned GET URL"}}},
+            304: {"description": "`If-None-Match` matched the current `ETag` (the SHA-256)"},
+            **FORBIDDEN_RESPONSE}
 
 
-def _record_json(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None) -> Response:
-    facts, _ = authorized_facts(request, principal, ctx, uri, version, "record.download_record")
-    data = _read_object(request, facts.record_key, facts.record_sha256)
-    return _bytes_response(request, data, facts.record_sha256, "application/json", f"{uri}.v{facts.version}.json")
-
-
-PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/pdf": {}}, "description": "the signed PDF/A data message"},
-    **FORBIDDEN_RESPONSE}
-JSON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}}, "description": "the structured record embedded in the PDF"},
-    **FORBIDDEN_RESPONSE}
+PDF_RESPONSES = _responses("application/pdf", "the signed PDF/A data message")
+JSON_RESPONSES = _responses("application/json", "the structured record embedded in the PDF")
 
 
 @router.get("/records/{uri}/pdf", response_class=Response, responses=PDF_RESPONSES,
             summary="The current version's signed PDF")
-def record_pdf(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
-               ctx: Annotated[ReadContext, Depends(read_context)]) -> Response:
-    return _pdf(request, principal, ctx, uri, None)
+async def record_pdf(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
+                     ctx: Annotated[ReadContext, Depends(read_context)],
+                     delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
+    return await _download(request, principal, ctx, uri, None, "pdf", delivery)
 
 
 @router.get("/records/{uri}/record", response_class=Response, responses=JSON_RESPONSES,
             summary="The current version's structured record (JSON)")
-def record_json(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
-                ctx: Annotated[ReadContext, Depends(read_context)]) -> Response:
-    return _record_json(request, principal, ctx, uri, None)
+async def record_json(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
+                      ctx: Annotated[ReadContext, Depends(read_context)],
+                      delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
+    return await _download(request, principal, ctx, uri, None, "record", delivery)
 
 
 @router.get("/records/{uri}/versions/{version}/pdf", response_class=Response, responses=PDF_RESPONSES,
             summary="A specific version's signed PDF")
-def version_pdf(request: Request, uri: RECORD_URI, version: VERSION, principal: Annotated[Principal, READERS],
-                ctx: Annotated[ReadContext, Depends(read_context)]) -> Response:
-    return _pdf(request, principal, ctx, uri, version)
+async def version_pdf(request: Request, uri: RECORD_URI, version: VERSION, principal: Annotated[Principal, READERS],
+                      ctx: Annotated[ReadContext, Depends(read_context)],
+                      delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
+    return await _download(request, principal, ctx, uri, version, "pdf", delivery)
 
 
 @router.get("/records/{uri}/versions/{version}/record", response_class=Response, responses=JSON_RESPONSES,
             summary="A specific version's structured record (JSON)")
-def version_record(request: Request, uri: RECORD_URI, version: VERSION,
-                   principal: Annotated[Principal, READERS],
-                   ctx: Annotated[ReadContext, Depends(read_context)]) -> Response:
-    return _record_json(request, principal, ctx, uri, version)
+async def version_record(request: Request, uri: RECORD_URI, version: VERSION,
+                         principal: Annotated[Principal, READERS],
+                         ctx: Annotated[ReadContext, Depends(read_context)],
+                         delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
+    return await _download(request, principal, ctx, uri, version, "record", delivery)
 
 
 # ---- verification ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Literal
 
 from sqlalchemy import (
@@ -271,6 +272,18 @@ class RecordFacts:
 
 
 @dataclass(frozen=True)
+class ReaderView:
+    """One record version as a given reader sees it, from ONE query: the facts, plus the reader's
+    candidate grant and authorization (at most one each; already filtered to active at the time
+    asked and matching the version's document type). The access rule itself stays in
+    :func:`api.auth.decide`, which re-checks both."""
+
+    facts: RecordFacts
+    grants: tuple[GrantInfo, ...] = ()
+    authorizations: tuple[AuthorizationInfo, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReadScope:
     """Which of one owner's records a principal may list: all, those converted by an agency,
     and/or those of some document types."""
@@ -454,6 +467,82 @@ def _active_authorizations_statement():  # noqa: ANN202
     return select(a).where(a.c.owner_key == bindparam("owner_key"),
                            a.c.representative_key == bindparam("representative_key"), a.c.revoked_at.is_(None),
                            a.c.valid_from <= bindparam("now"), a.c.valid_until > bindparam("now"))
+
+
+_GRANT_COLUMNS = tuple(c.name for c in AccessGrant.__table__.columns)
+_AUTHORIZATION_COLUMNS = tuple(c.name for c in Authorization.__table__.columns)
+
+
+@functools.cache
+def _reader_statement(specific_version: bool):  # noqa: ANN202 (Select, built once)
+    """Record facts + the first active matching grant (agency, purpose) and authorization
+    (representative) of the record's owner, in one round trip (correlated subqueries in the ON
+    clauses of two outer joins: plain SQL that SQLite and PostgreSQL both run)."""
+    grants, auths = AccessGrant.__table__, Authorization.__table__
+    g, a = grants.alias("g"), auths.alias("a")
+    gi, ai = grants.alias("gi"), auths.alias("ai")
+    now = bindparam("now")
+    grant_id = (select(gi.c.id)
+                .where(gi.c.owner_key == Owner.owner_key, gi.c.agency_code == bindparam("agency_code"),
+                       gi.c.purpose == bindparam("purpose"), gi.c.revoked_at.is_(None), gi.c.valid_from <= now,
+                       gi.c.valid_until > now, or_(gi.c.doc_type.is_(None), gi.c.doc_type == Version.doc_type))
+                .order_by(gi.c.id).limit(1).scalar_subquery())
+    auth_id = (select(ai.c.id)
+               .where(ai.c.owner_key == Owner.owner_key, ai.c.representative_key == bindparam("representative_key"),
+                      ai.c.revoked_at.is_(None), ai.c.valid_from <= now, ai.c.valid_until > now,
+                      or_(ai.c.doc_type.is_(None), ai.c.doc_type == Version.doc_type))
+               .order_by(ai.c.id).limit(1).scalar_subquery())
+    record_blob = aliased(Blob)
+    q = (_facts_query(record_blob.object_key.label("record_key"))
+         .join(record_blob, record_blob.sha256 == Version.record_sha256)
+         .outerjoin(g, g.c.id == grant_id)
+         .outerjoin(a, a.c.id == auth_id)
+         .add_columns(*(g.c[n].label(f"g_{n}") for n in _GRANT_COLUMNS),
+                      *(a.c[n].label(f"a_{n}") for n in _AUTHORIZATION_COLUMNS))
+         .where(Record.uri == bindparam("uri"), Version.status != "deleted"))
+    q = q.where(Version.version == bindparam("version")) if specific_version else q.order_by(Version.version.desc())
+    return q.limit(1)
+
+
+def _prefixed(row, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | None:  # noqa: ANN001 (Row)
+    """The ``prefix``-labelled columns of ``row`` as attributes (``None`` when the join found nothing)."""
+    if getattr(row, f"{prefix}id") is None:
+        return None
+    return SimpleNamespace(**{n: getattr(row, f"{prefix}{n}") for n in names})
+
+
+_PG_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@functools.cache
+def _pg_prepared_text(statement, dialect) -> tuple[str, tuple[str, ...], dict]:  # noqa: ANN001
+    """``statement`` as the body of a PostgreSQL ``PREPARE`` ($1, $2, ... in order of first use),
+    the parameter names in that order, and the statement's own literal parameters (LIMIT)."""
+    compiled = statement.compile(dialect=dialect)
+    order: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m[1] not in order:
+            order.append(m[1])
+        return f"${order.index(m[1]) + 1}"
+
+    return _PG_PLACEHOLDER.sub(number, compiled.string).replace("%%", "%"), tuple(order), dict(compiled.params)
+
+
+def _first_prepared(conn, name: str, statement, params: dict):  # noqa: ANN001, ANN202 (Connection, Select -> Row)
+    """The first row of ``statement``; on PostgreSQL through a server-side prepared statement
+    (per connection, made on first use), because planning this many-join query costs the server
+    several times more than running it. Other databases run the statement as is."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(statement, params).first()
+    body, order, defaults = _pg_prepared_text(statement, conn.dialect)
+    prepared = conn.connection.info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
+    if name not in prepared:
+        conn.exec_driver_sql(f"PREPARE {name} AS {body}")
+        prepared.add(name)
+    values = {**defaults, **params}
+    args = ", ".join(f"%({n})s" for n in order)
+    return conn.exec_driver_sql(f"EXECUTE {name}({args})", {n: values[n] for n in order}).first()
 
 
 def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
@@ -764,6 +853,26 @@ class AccessStore:
         with db_errors("read record"), self.engine.connect() as conn:
             row = conn.execute(_facts_statement(version is not None), params).first()
         return _facts_from_row(row) if row is not None else None
+
+    def reader_view(self, uri: str, *, at: datetime, version: int | None = None, agency_code: str | None = None,
+                    purpose: str | None = None, representative_key: str | None = None) -> ReaderView | None:
+        """The record (default: its newest version not deleted) with the grant that ``agency_code``
+        holds for ``purpose`` and the authorization ``representative_key`` holds, as of ``at`` —
+        one query, so every read sees grants and revocations as committed at that moment."""
+        params = {"uri": uri, "now": at, "agency_code": agency_code, "purpose": purpose,
+                  "representative_key": representative_key}
+        if version is not None:
+            params["version"] = version
+        with db_errors("read record"), self.engine.connect() as conn:
+            row = _first_prepared(conn, f"sohoa_reader_{int(version is not None)}", _reader_statement(version is not None),
+                                  params)
+        if row is None:
+            return None
+        grant = _prefixed(row, "g_", _GRANT_COLUMNS)
+        auth = _prefixed(row, "a_", _AUTHORIZATION_COLUMNS)
+        return ReaderView(facts=_facts_from_row(row),
+                          grants=(_grant_info(grant),) if grant is not None else (),  # type: ignore[arg-type]
+                          authorizations=(_authorization_info(auth),) if auth is not None else ())  # type: ignore[arg-type]
 
     def record_versions(self, uri: str) -> list[RecordFacts]:
         facts = self.record_facts(uri)

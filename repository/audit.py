@@ -16,6 +16,7 @@ Owners appear only as opaque ``owner_key`` values: nothing here may contain a pe
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -372,13 +373,24 @@ class AuditWriter:
 
     def record(self, entry: AuditEntry) -> int:
         """Append one entry and wait until it is durable; :class:`StorageUnavailable` otherwise."""
+        try:
+            return self.submit(entry).result(timeout=self.timeout)
+        except TimeoutError as exc:
+            raise StorageUnavailable("audit log did not commit in time") from exc
+
+    async def record_async(self, entry: AuditEntry) -> int:
+        """:meth:`record` for an event loop: waits for the commit without holding a thread."""
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(self.submit(entry)), self.timeout)
+        except TimeoutError as exc:
+            raise StorageUnavailable("audit log did not commit in time") from exc
+
+    def submit(self, entry: AuditEntry) -> Future[int]:
+        """Queue one entry; the future gets its sequence number once the entry is committed."""
         self._ensure_thread()
         fut: Future[int] = Future()
         self._queue.put((entry, fut))
-        try:
-            return fut.result(timeout=self.timeout)
-        except TimeoutError as exc:
-            raise StorageUnavailable("audit log did not commit in time") from exc
+        return fut
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():

@@ -229,3 +229,23 @@ def test_audit_has_no_personal_numbers(world: World):
     text = repr(events)
     for number in (OWNER_A, OWNER_B, REPRESENTATIVE):
         assert number not in text
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_redirect_delivery_follows_the_same_rule(world: World, case: str):
+    """``?delivery=redirect`` changes how the bytes travel, never who gets them: on this local
+    store (which cannot presign) the answer is the same as the default's, status and body."""
+    principal, extra = CASES[case]
+    headers = world.as_(principal, **extra)
+    for name, uri in world.records.items():
+        for endpoint in ("/pdf", "/versions/1/record"):
+            default = world.client.get(f"/v1/records/{uri}{endpoint}", headers=headers)
+            redirect = world.client.get(f"/v1/records/{uri}{endpoint}?delivery=redirect", headers=headers,
+                                        follow_redirects=False)
+            assert redirect.status_code == default.status_code == (200 if name in EXPECTED[case] else 403), \
+                (case, name, endpoint)
+            assert "location" not in redirect.headers
+            if default.status_code == 200:
+                assert redirect.content == default.content
+            else:
+                assert _body_without_instance(redirect) == _body_without_instance(default)

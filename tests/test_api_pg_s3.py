@@ -40,23 +40,23 @@ def prod_env(sohoa_home, pg_url, s3_server, monkeypatch):
            "SOHOA_S3_ACCESS_KEY": s3_server["access_key"], "SOHOA_S3_SECRET_KEY": s3_server["secret_key"],
            "SOHOA_S3_BUCKET": f"api-{uuid.uuid4().hex[:10]}", "SOHOA_API_RATE_PER_SECOND": "100000",
            "SOHOA_API_BURST": "100000"}
+    init_home(sohoa_home)  # first: the session's template home must not inherit this test's store settings
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    init_home(sohoa_home)
     yield {**os.environ, **env}
 
 
-def serve(env: dict) -> tuple[subprocess.Popen, str]:
+def serve(env: dict, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([SOHOA, "serve", "--port", str(port), "--log-level", "warning"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([SOHOA, "serve", "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"sohoa serve exited: {proc.stderr.read()}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
                 return proc, base
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -126,3 +126,136 @@ def test_agency_fetches_over_http_from_pg_and_rgw(prod_env):
         allowed = conn.execute(sa.text("SELECT count(*) FROM audit_events WHERE outcome = 'allowed' "
                                        "AND action = 'record.download_pdf' AND basis = 'legal_basis'")).scalar()
     assert (denied, allowed) == (16, 32)
+
+
+def _world(prod_env) -> dict:  # noqa: ANN001
+    """Two owners' records in PG + RGW, an agency key, a citizen key and the citizen's consent."""
+    from ingest.pipeline import Pipeline
+    from ingest.settings import load_settings
+    from repository.access import AccessStore
+
+    pipeline = Pipeline(load_settings())
+    try:
+        mine = store_record(pipeline, OWNER_A, "000.00.99.H30", "quyet_dinh", "QUYẾT ĐỊNH")
+        other = store_record(pipeline, OWNER_B, HOME_AGENCY, "xac_nhan_cu_tru", "XÁC NHẬN CƯ TRÚ")
+        repo = pipeline.repository
+        access = AccessStore(repo.engine)
+        ref_a = repo.owner_key(OWNER_A)
+        now = datetime.now(timezone.utc)
+        grant = access.create_grant(owner_key=ref_a, agency_code=OTHER_AGENCY, purpose="1.004227", basis="consent",
+                                    valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=1),
+                                    created_by="test")
+        return {"mine": mine, "other": other, "grant_id": grant.id,
+                "agency": access.create_client("Bộ Công an", "agency", agency_code=OTHER_AGENCY).secret,
+                "citizen": access.create_client("VNeID A", "citizen", owner_key=ref_a).secret}
+    finally:
+        pipeline.close()
+
+
+def _refusals_per_worker(base: str) -> dict[str, float]:
+    """403 answers of GET /v1/records/{uri}/pdf counted by each worker's own Prometheus registry
+    (told apart by the series' creation time), polling /metrics until both workers answered."""
+    series = 'route="/v1/records/{uri}/pdf",status="403"}'
+    seen: dict[str, float] = {}
+    for _ in range(200):
+        lines = [ln for ln in httpx.get(f"{base}/metrics").text.splitlines() if series in ln]
+        created = next(ln.rsplit(" ", 1)[1] for ln in lines if ln.startswith("sohoa_http_requests_created"))
+        seen[created] = float(next(ln.rsplit(" ", 1)[1] for ln in lines if ln.startswith("sohoa_http_requests_total")))
+        if len(seen) == 2:
+            break
+    return seen
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_redirect_to_a_presigned_url_and_revocation_across_two_workers(prod_env):
+    """`delivery=redirect`: 303 to a short-lived presigned RGW URL, only after the decision and
+    its audit entry; the URL expires; a withdrawn consent is refused on the very next request by
+    every server process (nothing of the grant decision is cached)."""
+    w = _world(prod_env)
+    env = {**prod_env, "SOHOA_API_REDIRECT_SECONDS": "3"}
+    proc, base = serve(env, workers=2)
+    try:
+        assert len(_children(proc.pid)) >= 2  # uvicorn's two worker processes
+        agency = {"Authorization": f"Bearer {w['agency']}", "Sohoa-Purpose": "1.004227"}
+        pdf = f"{base}/v1/records/{w['mine'].uri}/pdf"
+        redirects = [httpx.get(pdf, params={"delivery": "redirect"}, headers=agency) for _ in range(6)]
+        for r in redirects:
+            assert r.status_code == 303, r.text
+            assert r.headers["cache-control"] == "no-store" and r.headers["sohoa-sha256"] == w["mine"].sha256
+            assert r.json()["url"] == r.headers["location"] and r.json()["sha256"] == w["mine"].sha256
+        location = redirects[-1].headers["location"]
+        assert w["agency"] not in location and OWNER_A not in location
+        fetched = httpx.get(location)  # no credentials: the signature in the URL is the permission
+        assert fetched.status_code == 200 and fetched.headers["content-type"] == "application/pdf"
+        assert hashlib.sha256(fetched.content).hexdigest() == w["mine"].sha256
+        followed = httpx.get(pdf, params={"delivery": "redirect"}, headers=agency, follow_redirects=True)
+        assert followed.status_code == 200 and followed.content == fetched.content
+        assert httpx.get(pdf, headers=agency).content == fetched.content  # the default still proxies the bytes
+
+        # refused reads never see a Location, and look like a record that does not exist
+        other = httpx.get(f"{base}/v1/records/{w['other'].uri}/pdf", params={"delivery": "redirect"}, headers=agency)
+        missing = httpx.get(f"{base}/v1/records/{w['mine'].uri[:-4]}ZZZZ/pdf", params={"delivery": "redirect"},
+                            headers=agency)
+        assert other.status_code == missing.status_code == 403 and "location" not in other.headers
+        assert {**other.json(), "instance": None} == {**missing.json(), "instance": None}
+
+        time.sleep(3.5)
+        expired = httpx.get(location)
+        assert expired.status_code == 403 and b"AccessDenied" in expired.content
+
+        withdrawn = httpx.delete(f"{base}/v1/me/grants/{w['grant_id']}",
+                                 headers={"Authorization": f"Bearer {w['citizen']}"})
+        assert withdrawn.status_code == 204
+        after = [httpx.get(pdf, params={"delivery": d}, headers=agency, follow_redirects=False)
+                 for d in ("redirect", "proxy") * 12]  # a new connection each
+        assert [r.status_code for r in after] == [403] * 24
+        assert all("location" not in r.headers for r in after)
+        # each worker process keeps its own metrics: both refused some of the 24 (before the
+        # withdrawal only 2 reads were refused in all), so neither answered from a stale decision
+        refused = _refusals_per_worker(base)
+        assert len(refused) == 2 and sum(refused.values()) == 2 + 24 and min(refused.values()) > 2, refused
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    verified = subprocess.run([SOHOA, "audit", "verify", "--json"], env=prod_env, capture_output=True, text=True,
+                              timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    with sa.create_engine(prod_env["SOHOA_DB_URL"]).connect() as conn:
+        rows = conn.execute(sa.text("SELECT outcome, details FROM audit_events WHERE action = 'record.download_pdf' "
+                                    "ORDER BY seq")).all()
+    allowed = [json.loads(d) for o, d in rows if o == "allowed"]
+    assert sum(1 for d in allowed if d.get("delivery") == "redirect") == 6 + 1  # every 303 has its entry
+    assert [o for o, _ in rows].count("denied") == 2 + 24
+
+
+def test_no_redirect_without_a_committed_audit_entry(prod_env, monkeypatch):
+    """If the audit entry cannot be committed, no presigned URL leaves the server (503)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from ingest.settings import load_settings
+    from repository import StorageUnavailable
+
+    w = _world(prod_env)
+    app = create_app(load_settings())
+    with TestClient(app) as client:
+        services = app.state.services
+        agency = {"Authorization": f"Bearer {w['agency']}", "Sohoa-Purpose": "1.004227"}
+        url = f"/v1/records/{w['mine'].uri}/pdf?delivery=redirect"
+        assert client.get(url, headers=agency, follow_redirects=False).status_code == 303
+
+        def database_gone(entries):  # noqa: ANN001, ANN202
+            raise StorageUnavailable("audit database unreachable")
+
+        monkeypatch.setattr(services.audit_log, "append", database_gone)
+        for delivery in ("redirect", "proxy"):
+            refused = client.get(f"/v1/records/{w['mine'].uri}/pdf?delivery={delivery}", headers=agency,
+                                 follow_redirects=False)
+            assert refused.status_code == 503 and refused.json()["code"] == "storage_unavailable"
+            assert "location" not in refused.headers and w["mine"].sha256 not in refused.text
+        monkeypatch.undo()
+        assert client.get(url, headers=agency, follow_redirects=False).status_code == 303
