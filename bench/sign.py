@@ -38,7 +38,9 @@ from __future__ import annotations
 import argparse
 import io
 import multiprocessing
+import os
 import platform
+import shutil
 import socket
 import sys
 import tempfile
@@ -59,7 +61,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
 from signing.devserver import serve_dev_pki
-from signing.pki import DevPki, init_dev_pki, load_dev_pki
+from signing.pki import DevPki, dev_softhsm_token, init_dev_pki, load_dev_pki, softhsm_available
 from signing.revinfo import FreshnessPolicy
 from signing.signer import SignerSpec, open_signer
 from signing.verify import Verifier, verify_pdf
@@ -179,12 +181,59 @@ def run(docs: int, pages: int) -> tuple[list[Rate], list[Rate], list[str]]:
                             timestamp_url=tsa_url))),
         ]
         signer.close()
+        pkcs11_rates, pkcs11_notes = measure_pkcs11(pki, pdfs, lines, work / "softhsm")
+        signing += pkcs11_rates
         verifying, notes = measure_verification(pki, outputs)
-        notes[:0] = [f"{k}: {v * 1000:.0f} ms" for k, v in setup.items()]
+        notes[:0] = [f"{k}: {v * 1000:.0f} ms" for k, v in setup.items()] + pkcs11_notes
         return signing, verifying, notes
     finally:
         server.terminate()
         server.join(5)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_pkcs11(pki: DevPki, pdfs: list[bytes], lines: list[str],
+                   directory: Path) -> tuple[list[Rate], list[str]]:
+    """B-B with the agency key in a SoftHSM2 token: pyHanko's ``PKCS11Signer`` (session and
+    signer opened once, ``signers.sign_pdf`` per document) vs ``open_signer(kind="pkcs11")``."""
+    if not softhsm_available():
+        return [], ["PKCS#11: SoftHSM2/pkcs11-tool not installed, rows skipped"]
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign import pkcs11
+
+    token = dev_softhsm_token(pki, pki.agency_p12, directory)
+    os.environ.update(token.environ())
+    # one logged-in session per process at a time (PKCS#11): the two paths run one after the other
+    session = pkcs11.open_pkcs11_session(token.module, token_criteria=TokenCriteria(label=token.label),
+                                         user_pin=token.pin)
+    try:
+        plain = pkcs11.PKCS11Signer(session, key_label=token.key_label, cert_label=token.key_label)
+
+        def plain_pkcs11(pdf: bytes) -> bytes:
+            out = io.BytesIO()
+            signers.sign_pdf(
+                IncrementalPdfFileWriter(io.BytesIO(pdf)),
+                signers.PdfSignatureMetadata(field_name="Sig_Agency",
+                                             subfilter=fields.SigSeedSubFilter.PADES),
+                signer=plain,
+                new_field_spec=fields.SigFieldSpec("Sig_Agency", on_page=0, box=BOX),  # type: ignore[arg-type]
+                output=out,
+            )
+            return out.getvalue()
+
+        plain_pkcs11(pdfs[0])
+        rates = [timed("plain B-B PKCS#11", pdfs, lambda i, pdf: plain_pkcs11(pdf))]
+    finally:
+        session.close()
+    spec = SignerSpec(kind="pkcs11", pkcs11_module=token.module, token_label=token.label,
+                      pin=token.pin, key_label=token.key_label)
+    with open_signer(spec) as signer:
+        signer.sign(pdfs[0], field_name="Sig_Agency", box=BOX, lines=lines)  # sizes the reservation
+        rates.append(timed("sohoa B-B PKCS#11", pdfs, lambda i, pdf: signer.sign(
+            pdf, field_name="Sig_Agency", box=BOX, lines=lines)))
+    return rates, ["PKCS#11: SoftHSM2 token, RSA-2048; plain = one pyHanko PKCS11Signer session "
+                   "reused for every document (a stronger baseline than the per-document PKCS#12 "
+                   "load above)"]
 
 
 def measure_verification(pki: DevPki, outputs: dict[str, list[bytes]]) -> tuple[list[Rate], list[str]]:
@@ -218,7 +267,8 @@ def measure_verification(pki: DevPki, outputs: dict[str, list[bytes]]) -> tuple[
 
 
 def _table(rates: list[Rate], first_column: str) -> list[str]:
-    """Markdown rows; the speed-up is against the ``plain`` row of the same level (last word)."""
+    """Markdown rows; the speed-up is against the ``plain`` row of the same group (last word of
+    the name: the level, or the key source)."""
     plain = {r.name.split()[-1]: r for r in rates if r.name.startswith("plain ")}
     rows = [f"| {first_column} | docs | CPU s | docs/s per core (CPU) | docs/s wall | "
             "speed-up vs plain (CPU) |", "|---|---:|---:|---:|---:|---:|"]

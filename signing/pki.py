@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -494,3 +497,74 @@ def build_crl(pki: DevPki, *, validity: dt.timedelta = dt.timedelta(days=7)) -> 
             .build()
         )
     return builder.sign(root_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@dataclass(frozen=True)
+class SoftHsmToken:
+    """A SoftHSM2 token holding one dev key + certificate (NOT FOR PRODUCTION).
+
+    SoftHSM2 finds its tokens through the ``SOFTHSM2_CONF`` environment variable: set it to
+    ``conf`` (see :meth:`environ`) in the process that opens the token.
+    """
+
+    conf: Path
+    label: str
+    pin: str
+    key_label: str
+    module: str = SOFTHSM_MODULE
+
+    def environ(self) -> dict[str, str]:
+        return {"SOFTHSM2_CONF": str(self.conf)}
+
+
+def softhsm_available(module: str = SOFTHSM_MODULE) -> bool:
+    return Path(module).exists() and all(shutil.which(t) for t in ("softhsm2-util", "pkcs11-tool"))
+
+
+def dev_softhsm_token(
+    pki: DevPki,
+    p12: Path,
+    directory: Path,
+    *,
+    label: str = "sohoa-dev",
+    pin: str = "246810",
+    key_label: str = "agency",
+    module: str = SOFTHSM_MODULE,
+) -> SoftHsmToken:
+    """Make a SoftHSM2 token in ``directory`` and import the key and certificate of ``p12``
+    (softhsm2-util + OpenSC pkcs11-tool); the key is written to disk only transiently."""
+    if not softhsm_available(module):
+        raise PkiError("SoftHSM2 (softhsm2 package) and pkcs11-tool (opensc) are needed")
+    (directory / "tokens").mkdir(parents=True, exist_ok=True)
+    conf = directory / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    cert, key = pki.load_p12(p12)
+    key_pem = directory / f"{key_label}.key.pem"
+    cert_der = directory / f"{key_label}.der"
+    cert_der.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+
+    def run(*args: str) -> None:
+        try:
+            subprocess.run(args, check=True, env=env, capture_output=True)
+        except subprocess.CalledProcessError as exc:
+            raise PkiError(f"{args[0]} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
+
+    run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
+        "--so-pin", secrets.token_hex(4))
+    key_pem.touch(mode=0o600)
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    try:
+        run("softhsm2-util", "--import", str(key_pem), "--token", label, "--label", key_label,
+            "--id", "01", "--pin", pin)
+    finally:
+        key_pem.unlink()  # the key now lives only in the token (and the dev PKCS#12)
+    run("pkcs11-tool", "--module", module, "--token-label", label, "--login", "--pin", pin,
+        "--write-object", str(cert_der), "--type", "cert", "--label", key_label, "--id", "01")
+    return SoftHsmToken(conf=conf, label=label, pin=pin, key_label=key_label, module=module)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import hashlib
 import io
 import logging
@@ -734,6 +735,18 @@ def _open_pkcs12(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, li
     return _KeyCachingSigner(signer), _self_signed(chain)
 
 
+@functools.cache
+def _pkcs11_signer_class() -> type[signers.Signer]:
+    """pyHanko's PKCS#11 signer with the per-certificate CMS parts built once (python-pkcs11 is
+    imported only when a token is used)."""
+    from pyhanko.sign import pkcs11 as hanko_pkcs11
+
+    class CachingPkcs11Signer(_CachedAttributesMixin, hanko_pkcs11.PKCS11Signer):
+        pass
+
+    return CachingPkcs11Signer
+
+
 def _open_pkcs11(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, list, Callable[[], None]]:
     from pyhanko.config.pkcs11 import TokenCriteria
     from pyhanko.sign import pkcs11 as hanko_pkcs11
@@ -752,7 +765,7 @@ def _open_pkcs11(spec: SignerSpec, prefer_pss: bool) -> tuple[signers.Signer, li
         raise SigningError(f"cannot open PKCS#11 token {spec.token_label!r}: {exc}") from exc
     certs = load_certificates(spec.cert_path) if spec.cert_path else []
     try:
-        signer = hanko_pkcs11.PKCS11Signer(
+        signer = _pkcs11_signer_class()(
             session,
             key_label=spec.key_label,
             cert_label=None if certs else spec.key_label,

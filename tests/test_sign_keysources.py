@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from signing.devserver import serve_remote_signer
-from signing.pki import DevPki
+from signing.pki import SOFTHSM_MODULE, DevPki, dev_softhsm_token, softhsm_available
 from signing.signer import SignerSpec, SigningError, open_signer
 from signing.verify import verify_pdf
 from tests.test_sign_pades import (  # noqa: F401 - module-scoped fixtures reused here
@@ -26,7 +24,6 @@ from tests.test_sign_pades import (  # noqa: F401 - module-scoped fixtures reuse
     tsa_url,
 )
 
-SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN = "sohoa-test"
 USER_PIN = "246810"
 
@@ -43,38 +40,13 @@ def _pem_chain(pki: DevPki, p12: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def softhsm_token(pki: DevPki, tmp_path_factory: pytest.TempPathFactory):
     """A SoftHSM2 token holding the agency key and certificate, in a private SOFTHSM2_CONF."""
-    for tool in ("softhsm2-util", "pkcs11-tool"):
-        if shutil.which(tool) is None or not Path(SOFTHSM_MODULE).exists():
-            pytest.skip("SoftHSM2 / OpenSC not installed")
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
+    if not softhsm_available(SOFTHSM_MODULE):
+        pytest.skip("SoftHSM2 / OpenSC not installed")
+    token = dev_softhsm_token(pki, pki.agency_p12, tmp_path_factory.mktemp("softhsm"),
+                              label=TOKEN, pin=USER_PIN, key_label="agency")
     previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    env = dict(os.environ)
-    cert, key = pki.load_p12(pki.agency_p12)
-    key_pem = base / "agency.key.pem"
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_der = base / "agency.der"
-    cert_der.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    run = lambda *args: subprocess.run(args, check=True, env=env, capture_output=True)  # noqa: E731
-    run("softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--pin", USER_PIN,
-        "--so-pin", "13579")
-    run("softhsm2-util", "--import", str(key_pem), "--token", TOKEN, "--label", "agency",
-        "--id", "01", "--pin", USER_PIN)
-    key_pem.unlink()  # the key now lives only in the token (and the dev PKCS#12)
-    run("pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", TOKEN, "--login",
-        "--pin", USER_PIN, "--write-object", str(cert_der), "--type", "cert",
-        "--label", "agency", "--id", "01")
-    yield base
+    os.environ.update(token.environ())
+    yield token.conf.parent
     if previous is None:
         os.environ.pop("SOFTHSM2_CONF", None)
     else:
