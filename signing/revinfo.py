@@ -14,14 +14,18 @@ that keeps successful answers across validation contexts, and reuses one only wh
 - ``now - thisUpdate <= max_age`` (default 5 minutes): a revocation published by the CA is
   seen at most ``max_age`` after the answer in the cache was produced.
 
-Failures (unreachable responder, malformed answer) are never cached. Certificate (AIA) fetching
-is left to pyHanko's per-context fetcher. Each validation context gets its own thin view of the
+Failures (unreachable responder, malformed answer) are never cached. Answers are keyed by the
+SHA-256 of the whole certificate they were fetched for (pyHanko keys by issuer + serial): a
+document carrying a look-alike certificate (same issuer name and serial, responder URL of its
+own) can therefore never plant an answer that a later document's genuine certificate would be
+checked against. Certificate (AIA) fetching is left to pyHanko's per-context fetcher. Each validation context gets its own thin view of the
 shared cache, so what it reports as "fetched" (e.g. answers a signer embeds in a DSS) is only
 what that context used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,7 +35,6 @@ from typing import Generic, TypeVar
 from asn1crypto import cms, crl, ocsp, x509
 from pyhanko_certvalidator.authority import Authority
 from pyhanko_certvalidator.fetchers.api import CRLFetcher, FetcherBackend, Fetchers, OCSPFetcher
-from pyhanko_certvalidator.util import issuer_serial
 
 Clock = Callable[[], datetime]
 AnyCert = x509.Certificate | cms.AttributeCertificateV2
@@ -43,6 +46,14 @@ _MAX_ENTRIES = 4096
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _cert_key(cert: AnyCert) -> bytes:
+    """The whole certificate's fingerprint (not issuer + serial, which a forged look-alike can
+    copy)."""
+    if isinstance(cert, x509.Certificate):
+        return cert.sha256
+    return hashlib.sha256(cert.dump()).digest()
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ class _TimedCache(Generic[T]):
 
 
 class _CachingOCSPFetcher(OCSPFetcher):
-    """Keyed by the certificate's issuer + serial; the issuing authority must match too."""
+    """Keyed by the certificate's fingerprint; the issuing authority must match too."""
 
     def __init__(self, cache: _TimedCache[tuple[object, ocsp.OCSPResponse]],
                  policy: FreshnessPolicy, inner: OCSPFetcher) -> None:
@@ -152,7 +163,7 @@ class _CachingOCSPFetcher(OCSPFetcher):
         self._used: dict[bytes, ocsp.OCSPResponse] = {}
 
     async def fetch(self, cert: AnyCert, authority: Authority) -> ocsp.OCSPResponse:
-        key = issuer_serial(cert)
+        key = _cert_key(cert)
         cached = self._cache.get(key)
         if cached is not None and cached[0] == authority.hashable:
             response = cached[1]
@@ -169,7 +180,7 @@ class _CachingOCSPFetcher(OCSPFetcher):
         return {*self._used.values(), *self._inner.fetched_responses()}
 
     def fetched_responses_for_cert(self, cert: AnyCert) -> Iterable[ocsp.OCSPResponse]:
-        key = issuer_serial(cert)
+        key = _cert_key(cert)
         response = self._used.get(key)
         if response is None:
             cached = self._cache.get(key)  # a fresh shared answer counts as already fetched
@@ -183,7 +194,7 @@ class _CachingOCSPFetcher(OCSPFetcher):
 
 
 class _CachingCRLFetcher(CRLFetcher):
-    """Keyed by the certificate's issuer + serial, like pyHanko's own CRL fetchers."""
+    """Keyed by the certificate's fingerprint (CRLs fetched from that certificate's URLs)."""
 
     def __init__(self, cache: _TimedCache[list[crl.CertificateList]], policy: FreshnessPolicy,
                  inner: CRLFetcher) -> None:
@@ -193,7 +204,7 @@ class _CachingCRLFetcher(CRLFetcher):
         self._used: dict[bytes, list[crl.CertificateList]] = {}
 
     async def fetch(self, cert: AnyCert, *, use_deltas: bool | None = None) -> Iterable[crl.CertificateList]:
-        key = issuer_serial(cert)
+        key = _cert_key(cert)
         crls = self._used.get(key) or self._cache.get(key)
         if crls is not None:
             self._cache.hits += 1
@@ -208,7 +219,7 @@ class _CachingCRLFetcher(CRLFetcher):
         return {c for crls in self._used.values() for c in crls} | set(self._inner.fetched_crls())
 
     def fetched_crls_for_cert(self, cert: AnyCert) -> Iterable[crl.CertificateList]:
-        key = issuer_serial(cert)
+        key = _cert_key(cert)
         crls = self._used.get(key)
         if crls is None:
             crls = self._cache.get(key)

@@ -21,7 +21,7 @@ case, the original functions run. ``tests/test_sign_verify_batch.py`` checks the
    RFC 4518 string preparation runs — in pure Python, character by character, on freshly parsed
    objects — five times per time-stamped signature: a quarter of what was left. The
    preparation is a pure function of the string (it never looks at ``self``), so
-   :func:`ldap_string_prep` memoises it (bounded LRU).
+   :func:`ldap_string_prep` memoises it (LRU of 4096 strings of at most 256 characters).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ _ORIGINAL_PREP = NameTypeAndValue._ldap_string_prep
 _ENABLED: ContextVar[bool] = ContextVar("sohoa_fast_verification", default=False)
 _INSTALL_LOCK = threading.Lock()
 _CHUNK = 1 << 15
+_MEMO_MAX_CHARS = 256  # names longer than this (unusual, maybe hostile) are not memoised
 
 
 def original_read_hex_string(stream: IO[bytes]) -> generic.PdfObject:
@@ -91,7 +92,7 @@ def original_ldap_string_prep(string: str) -> str:
 
 def ldap_string_prep(self: Any, string: str) -> str:
     """Drop-in replacement for ``NameTypeAndValue._ldap_string_prep`` (memoised)."""
-    if not _ENABLED.get() or not isinstance(string, str):
+    if not _ENABLED.get() or not isinstance(string, str) or len(string) > _MEMO_MAX_CHARS:
         return _ORIGINAL_PREP(self, string)
     return _prepared(string)
 
