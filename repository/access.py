@@ -536,13 +536,21 @@ def _first_prepared(conn, name: str, statement, params: dict):  # noqa: ANN001, 
     if conn.dialect.name != "postgresql":
         return conn.execute(statement, params).first()
     body, order, defaults = _pg_prepared_text(statement, conn.dialect)
-    prepared = conn.connection.info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
-    if name not in prepared:
-        conn.exec_driver_sql(f"PREPARE {name} AS {body}")
-        prepared.add(name)
     values = {**defaults, **params}
     args = ", ".join(f"%({n})s" for n in order)
-    return conn.exec_driver_sql(f"EXECUTE {name}({args})", {n: values[n] for n in order}).first()
+    prepared = conn.connection.info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
+    driver = conn.connection.dbapi_connection
+    # One read-only statement needs no transaction: in psycopg2's autocommit mode (a client-side
+    # switch, set back before the connection returns to the pool) there is no BEGIN before it
+    # and nothing to roll back after it: one round trip instead of three.
+    driver.autocommit = True
+    try:
+        if name not in prepared:
+            conn.exec_driver_sql(f"PREPARE {name} AS {body}")
+            prepared.add(name)
+        return conn.exec_driver_sql(f"EXECUTE {name}({args})", {n: values[n] for n in order}).first()
+    finally:
+        driver.autocommit = False
 
 
 def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
