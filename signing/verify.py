@@ -21,6 +21,9 @@ Documented choices:
 - ``revocation``: ``"soft"`` (default) fetches OCSP/CRL when the DSS has none but accepts a
   signature if no revocation source answers; ``"hard"`` requires an answer (else ``TRY_LATER``);
   ``"off"`` skips revocation checking (embedded data is still used).
+
+For many documents use :class:`Verifier` (set up once; OCSP/CRL answers reused under
+:class:`signing.revinfo.FreshnessPolicy`); :func:`verify_pdf` is a one-document Verifier.
 """
 
 from __future__ import annotations
