@@ -234,6 +234,31 @@ def test_consent_and_authorization_through_the_api(app_env):
     assert client.get("/v1/admin/audit/verify", headers=adm).json()["ok"] is True
 
 
+def test_a_corrupted_object_is_refused_and_audited_as_failed(app_env):
+    """A proxied read checks the bytes before sending them: a stored object changed behind the
+    repository's back is a 500 `integrity_failure`, not a download, and the audit log says so."""
+    from ingest.pipeline import Pipeline
+
+    client, services, settings = app_env
+    pipeline = Pipeline(settings)
+    rec = store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH")
+    pipeline.close()
+    intake = bearer(services.access.create_client("intake", "agency", agency_code=HOME_AGENCY).secret)
+    url = f"/v1/records/{rec.uri}/pdf"
+    assert client.get(url, headers=intake).status_code == 200
+    path = services.repository.objects._path(rec.object_key)
+    path.chmod(0o600)  # the local store keeps objects read-only
+    data = path.read_bytes()
+    path.write_bytes(data[:-16] + bytes(16))
+    for delivery in ("proxy", "redirect"):  # a local store cannot presign: both read the bytes
+        r = client.get(f"{url}?delivery={delivery}", headers=intake)
+        assert r.status_code == 500 and r.json()["code"] == "integrity_failure" and b"%PDF" not in r.content
+    events = services.audit_log.events(record_uri=rec.uri, limit=3)
+    assert [(e.action, e.outcome, e.details.get("error")) for e in events[:2]] == \
+        [("record.download_pdf", "failed", "IntegrityFailure")] * 2
+    assert events[2].outcome == "allowed"
+
+
 def test_cli_clients_and_users(sohoa_home):
     import cli
 
