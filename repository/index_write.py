@@ -28,20 +28,16 @@ from sqlalchemy import Connection, DateTime
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from .errors import InvalidRequest
+from .models import STATUS_CURRENT, STATUS_DELETED, STATUS_SUPERSEDED
 
-STATUS_CURRENT = "current"
-STATUS_SUPERSEDED = "superseded"
-STATUS_DELETED = "deleted"
-DIALECTS = ("sqlite", "postgresql")
-
-_LOOKUP = """
+_LOOKUP = f"""
 SELECT (SELECT id FROM owners WHERE owner_key = :okey),
        (SELECT count(*) FROM blobs WHERE sha256 = :pdf),
        (SELECT count(*) FROM blobs WHERE sha256 = :rec),
        r.id, ro.owner_key,
        (SELECT max(version) FROM versions WHERE record_id = r.id),
        (SELECT max(version) FROM versions
-         WHERE record_id = r.id AND pdf_sha256 = :pdf AND status <> 'deleted')
+         WHERE record_id = r.id AND pdf_sha256 = :pdf AND status <> '{STATUS_DELETED}')
 FROM (SELECT 1 AS one) AS x
 LEFT JOIN records r ON r.uri = :uri
 LEFT JOIN owners ro ON ro.id = r.owner_id

@@ -24,6 +24,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
+# versions.status values
+STATUS_CURRENT = "current"
+STATUS_SUPERSEDED = "superseded"
+STATUS_DELETED = "deleted"
+
+
 class Base(DeclarativeBase):
     pass
 

@@ -38,7 +38,18 @@ from .folding import fold
 from .identity import OwnerIdCipher, canonical_id, normalize_owner_id
 from .identity import owner_key as hmac_owner_key
 from .index_write import NewBlob, StoreLookup, VersionRows
-from .models import Blob, Field, FixityCheck, Owner, Record, SearchDoc, Version
+from .models import (
+    STATUS_CURRENT,
+    STATUS_DELETED,
+    STATUS_SUPERSEDED,
+    Blob,
+    Field,
+    FixityCheck,
+    Owner,
+    Record,
+    SearchDoc,
+    Version,
+)
 from .objectstore import ObjectInfo, ObjectStore, Retention, open_object_store
 from .search import fulltext_query, query_tokens, wants_prefix
 
@@ -60,9 +71,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MANIFEST_SCHEMA = "sohoa.repository.manifest/1"
-STATUS_CURRENT = "current"
-STATUS_SUPERSEDED = "superseded"
-STATUS_DELETED = "deleted"
 DOSSIER_ROLES = ("component", "result")
 PDF_MEDIA = "application/pdf"
 JSON_MEDIA = "application/json"
@@ -284,11 +292,11 @@ class Repository:
             lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold, rec_sha in found.indexed),
             lambda: self._put_manifest(req, okey, version, pdf_sha, rec_sha, created_at, retention),
         )
-        for attempt in range(STORE_ATTEMPTS):
+        for _ in range(STORE_ATTEMPTS):
             rows = self._version_rows(req, canonical, okey, found, version, pdf_sha, rec_sha, manifest_key, created_at, retention)
             try:
                 self._write_index(rows)
-                return _stored_result(rows, self.objects.lock_enabled, len(req.pdf))
+                return _stored_result(rows, len(req.pdf))
             except IntegrityError:
                 # A concurrent writer created the owner, the record or this version number first.
                 found = self._lookup(req.uri, okey, pdf_sha, rec_sha)
@@ -802,7 +810,7 @@ def _result_from_row(row: Sequence[Any]) -> StoredResult:
     )
 
 
-def _stored_result(rows: VersionRows, lock_enabled: bool, size: int) -> StoredResult:
+def _stored_result(rows: VersionRows, size: int) -> StoredResult:
     """The result of a version just written (what :func:`_result_from_row` would read back)."""
     return StoredResult(
         uri=rows.uri, version=rows.version, sha256=rows.pdf_sha256, size=size,
