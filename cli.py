@@ -327,7 +327,7 @@ def demo(
     """Run the whole path over the sample scans, then fetch each record back and verify it."""
     from ingest.configs import trust_roots
     from ingest.pipeline import DocumentInput, InputFile, Pipeline
-    from signing.verify import verify_pdf
+    from signing.verify import Verifier
 
     settings = settings_or_exit()
     paths = sorted(p for p in samples.glob("*") if p.suffix.lower() in
@@ -338,7 +338,7 @@ def demo(
     for col in ("file", "detected type", "owner", "record URI", "signature", "seconds"):
         table.add_column(col, overflow="fold")  # a URI cut to "000.00.12…" cannot be copied
     pipeline = Pipeline(settings)
-    roots = trust_roots(settings)
+    verifier = Verifier(trust_roots(settings))
     failures = 0
     try:
         for path in paths:
@@ -350,7 +350,7 @@ def demo(
                 doc.owner_id = pin.value  # the citizen the document is about owns it
             result = pipeline.finalize(doc, pages, analysis, times)
             fetched = pipeline.repository.get(result.stored.uri)
-            report = verify_pdf(fetched.pdf, roots)
+            report = verifier.verify(fetched.pdf)
             failures += not report.passed
             c = result.analysis.classification
             table.add_row(path.name, f"{c.doc_type} ({c.confidence:.2f})", mask_id(doc.owner_id),
@@ -359,6 +359,7 @@ def demo(
                           f"{time.perf_counter() - t0:.1f}")
     finally:
         pipeline.close()
+        verifier.close()
     out.print(table)
     out.print(f"Records retrieved back from the repository and verified: "
               f"{len(paths) - failures}/{len(paths)} passed.")
@@ -913,15 +914,15 @@ def fixity(
     from repository import StorageUnavailable
 
     settings = settings_or_exit()
-    check_pdf = None
+    check_pdf = verifier = None
     if signatures:
         from ingest.configs import trust_roots
-        from signing.verify import verify_pdf
+        from signing.verify import Verifier
 
-        roots = trust_roots(settings)
+        verifier = Verifier(trust_roots(settings), revocation="off")  # one setup for the sweep
 
         def check_pdf(pdf: bytes) -> bool:
-            report = verify_pdf(pdf, roots, revocation="off")
+            report = verifier.verify(pdf)
             return bool(report.signatures) and all(s.intact for s in report.signatures)
 
     repo = _open_repository(settings)
@@ -931,6 +932,8 @@ def fixity(
         raise fail(f"storage unavailable ({exc})", Exit.UNAVAILABLE)
     finally:
         repo.close()
+        if verifier is not None:
+            verifier.close()
     if as_json:
         print(json.dumps({**asdict(report), "healthy": report.healthy}, ensure_ascii=False))
     else:
