@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, cast
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
@@ -171,12 +172,18 @@ def _read_object(store: ObjectStore, key: str, sha256: str) -> bytes:
     return data
 
 
-@runtime_checkable
 class PresigningStore(Protocol):
     """An object store that can hand out short-lived GET URLs (S3; a local directory cannot)."""
 
     def presigned_get_url(self, key: str, *, expires: timedelta,
                           response_headers: dict[str, str] | None = None) -> str: ...
+
+
+@functools.cache
+def _presigns(store_type: type) -> bool:
+    """Whether stores of this class are :class:`PresigningStore` (asked once per class: a
+    runtime Protocol check costs more than the rest of a redirect's routing)."""
+    return callable(getattr(store_type, "presigned_get_url", None))
 
 
 Delivery = Literal["proxy", "redirect"]
@@ -205,7 +212,7 @@ async def _download(request: Request, principal: Principal, ctx: ReadContext, ur
     awaited without holding a thread."""
     services = services_of(request)
     store = services.repository.objects
-    redirect = delivery == "redirect" and isinstance(store, PresigningStore)
+    redirect = delivery == "redirect" and _presigns(type(store))
     expires = timedelta(seconds=services.options.redirect_seconds)
     media = "application/pdf" if what == "pdf" else "application/json"
     action = "record.download_pdf" if what == "pdf" else "record.download_record"
@@ -219,8 +226,7 @@ async def _download(request: Request, principal: Principal, ctx: ReadContext, ur
         key, sha = _object_of(check.facts, what)
         if wanted == f'"{sha}"':
             return check, None
-        assert isinstance(store, PresigningStore)
-        return check, store.presigned_get_url(key, expires=expires, response_headers={
+        return check, cast(PresigningStore, store).presigned_get_url(key, expires=expires, response_headers={
             "response-content-type": media,
             "response-content-disposition": f'attachment; filename="{_filename(check.facts, what)}"'})
 
