@@ -34,17 +34,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from ingest.load import load_file
+from ingest.load import load_bytes, load_file
 from ocr.classify import classify
 from ocr.extract import extract_fields
 from ocr.preprocess import clean_page
 from ocr.recognize import recognize
 from ocr.types import PageText, SourcePage
-from samples.degrade import KINDS, degrade
+from samples.degrade import KINDS, capture_seed, degrade
 from samples.generator import DOC_TYPES, OTHER_TYPES, render_document
 
+CACHE_VERSION = 2  # bump when the generated pages change (v2: a capture seed per document)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pdf")
 GOOD_KINDS = ("clean_300", "scan_200", "red_seal", "rotated")  # target: type >= 98%, F1 >= 95%
 HARD_KINDS = ("bad_150", "phone_photo", "faded")  # target: type >= 95%, F1 >= 90%
@@ -76,8 +78,12 @@ def _ocr(job: Job) -> tuple[list[PageText], dict[str, str]]:
         sources, truth = load_file(Path(job.path)), job.truth
     else:
         doc = render_document(job.source_kind, job.seed, dpi=300, seal=job.kind == "red_seal")
-        image, dpi = degrade(doc.image, job.kind, seed=job.seed, dpi=300)
-        sources = [SourcePage(source=f"{job.source_kind}_{job.seed}.png", index=0, image=image, dpi=dpi)]
+        image, dpi = degrade(doc.image, job.kind, seed=capture_seed(job.source_kind, job.seed), dpi=300)
+        if job.kind == "phone_photo":  # decoded like an upload: no usable dpi in a camera JPEG, so it is estimated
+            _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            sources = load_bytes(jpeg.tobytes(), f"{job.source_kind}_{job.seed}.jpg")
+        else:  # a scan: its PNG carries the true dpi
+            sources = [SourcePage(source=f"{job.source_kind}_{job.seed}.png", index=0, image=image, dpi=dpi)]
         truth = doc.fields
     return [recognize(clean_page(page)) for page in sources], truth
 
@@ -86,7 +92,8 @@ def _run(job: Job, cache: Path | None = None) -> Outcome:
     """OCR (or reuse the cached OCR of) one document, then classify and extract."""
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     t0 = time.perf_counter()
-    cached = cache / f"{job.kind}_{job.source_kind}_{job.seed}_{Path(job.path or '').stem}.pkl" if cache else None
+    name = f"v{CACHE_VERSION}_{job.kind}_{job.source_kind}_{job.seed}_{Path(job.path or '').stem}.pkl"
+    cached = cache / name if cache else None
     if cached is not None and cached.exists():
         texts, truth, ocr_seconds = pickle.loads(cached.read_bytes())
         texts = [texts] if isinstance(texts, PageText) else texts

@@ -129,7 +129,7 @@ def pages_from_dir(directory: Path, limit: int | None = None) -> list[BenchPage]
 
 def generated_pages(out_dir: Path, docs: int, kinds: list[str], seed: int) -> list[BenchPage]:
     """Render ``docs`` documents (distinct types) and degrade each one with every kind."""
-    from samples.degrade import degrade
+    from samples.degrade import capture_seed, degrade
     from samples.generator import DOC_TYPES, render_document
 
     pages = []
@@ -139,7 +139,7 @@ def generated_pages(out_dir: Path, docs: int, kinds: list[str], seed: int) -> li
         sealed = render_document(doc_type, seed + number, seal=True)
         for kind in kinds:
             source = sealed if kind == "red_seal" else plain
-            image, dpi = degrade(source.image, kind, seed=seed + number, dpi=source.dpi)
+            image, dpi = degrade(source.image, kind, seed=capture_seed(doc_type, seed + number), dpi=source.dpi)
             rgb = image[:, :, ::-1] if image.ndim == 3 else image
             if kind == "phone_photo":  # a phone JPEG: 72 dpi in its metadata, like real cameras write
                 path = out_dir / f"{doc_type}_{seed + number}_{kind}.jpg"

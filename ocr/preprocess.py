@@ -2,7 +2,8 @@
 
 Steps (each switchable in :class:`PreprocessOptions`, each timed in ``CleanPage.steps_ms``):
 
-1. ``perspective`` - phone photos: find the page's 4 corners against the background, warp flat.
+1. ``perspective`` - phone photos: find the sheet's 4 corners against the background, warp it flat
+   to its real (A4) proportions (:mod:`ocr.perspective`).
 2. ``crop``        - remove dark scanner borders / background around the paper.
 3. ``orientation`` - 0/90/180/270: text-line direction from projection profiles, then up/down from
    Vietnamese glyph asymmetry (diacritics and ascenders sit above the x-height band far more often
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 
 from ocr import quality as quality_gate
+from ocr.perspective import find_and_warp_page
 from ocr.types import CleanPage, SourcePage
 
 WORK_DPI = 150.0
@@ -155,80 +157,6 @@ def _work_copy(image: np.ndarray, dpi: float) -> tuple[np.ndarray, float]:
 
 
 # --------------------------------------------------------------------------- perspective / crop
-
-
-def find_and_warp_page(image: np.ndarray) -> np.ndarray | None:
-    """If the picture shows a sheet on a background (phone photo), the sheet warped flat; else None."""
-    height, width = image.shape[:2]
-    factor = 800.0 / max(height, width)
-    small = cv2.resize(_to_gray(image), None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (5, 5), 0)
-    _, mask = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))  # close the text
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    contour = max(contours, key=cv2.contourArea)
-    area = cv2.contourArea(contour)
-    total = small.shape[0] * small.shape[1]
-    if not 0.2 * total < area < 0.93 * total:
-        return None
-    hull = cv2.convexHull(contour)
-    quad = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
-    if len(quad) != 4 or not cv2.isContourConvex(quad):
-        return None
-    # the sheet must be clearly brighter than what surrounds it
-    inside = np.zeros_like(mask)
-    cv2.fillConvexPoly(inside, quad.reshape(-1, 2), 255)
-    if (inside == 0).sum() < 0.05 * total:
-        return None
-    if float(np.median(small[inside > 0])) - float(np.median(small[inside == 0])) < 30:
-        return None
-    corners = _order_corners(quad.reshape(4, 2).astype(np.float32) / factor)
-    return _warp(image, corners)
-
-
-def _order_corners(points: np.ndarray) -> np.ndarray:
-    """top-left, top-right, bottom-right, bottom-left."""
-    s = points.sum(axis=1)
-    d = np.diff(points, axis=1).ravel()
-    return np.array([points[np.argmin(s)], points[np.argmin(d)], points[np.argmax(s)], points[np.argmax(d)]],
-                    dtype=np.float32)
-
-
-def _warp(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    tl, tr, br, bl = corners
-    width = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
-    height = max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))
-    ratio = _rectangle_aspect(corners, image.shape[1] / 2.0, image.shape[0] / 2.0) or width / height
-    for paper in (210 / 297, 297 / 210):  # A4 is what Vietnamese offices print on
-        if abs(ratio / paper - 1.0) < 0.06:
-            ratio = paper
-    height = width / ratio
-    width, height = int(round(width)), int(round(height))
-    target = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32)
-    matrix = cv2.getPerspectiveTransform(corners, target)
-    return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _rectangle_aspect(corners: np.ndarray, cx: float, cy: float) -> float | None:
-    """Width/height of the real rectangle seen as ``corners`` (Zhang & He 2007, whiteboard
-    rectification), assuming a pinhole camera with its principal point at the image centre."""
-    tl, tr, br, bl = (np.array([p[0] - cx, p[1] - cy, 1.0]) for p in corners)
-    m1, m2, m3, m4 = tl, tr, bl, br
-    k2 = np.dot(np.cross(m1, m4), m3) / np.dot(np.cross(m2, m4), m3)
-    k3 = np.dot(np.cross(m1, m4), m2) / np.dot(np.cross(m3, m4), m2)
-    n2, n3 = k2 * m2 - m1, k3 * m3 - m1
-    if not (np.isfinite(k2) and np.isfinite(k3)):
-        return None
-    if abs(n2[2]) > 1e-9 and abs(n3[2]) > 1e-9:
-        f2 = -(n2[0] * n3[0] + n2[1] * n3[1]) / (n2[2] * n3[2])
-        if f2 > 0:
-            num = (n2[0] ** 2 + n2[1] ** 2) / f2 + n2[2] ** 2
-            den = (n3[0] ** 2 + n3[1] ** 2) / f2 + n3[2] ** 2
-            return float(math.sqrt(num / den)) if den > 0 else None
-    den = n3[0] ** 2 + n3[1] ** 2
-    return float(math.sqrt((n2[0] ** 2 + n2[1] ** 2) / den)) if den > 0 else None
 
 
 def crop_dark_borders(image: np.ndarray, dpi: float) -> np.ndarray:

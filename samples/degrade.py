@@ -15,6 +15,7 @@ same pixels. Kinds (``KINDS``):
 from __future__ import annotations
 
 import math
+import zlib
 
 import cv2
 import numpy as np
@@ -32,6 +33,13 @@ def degrade(image: np.ndarray, kind: str, seed: int, dpi: int = 300) -> tuple[np
         raise ValueError("dpi must be positive")
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     return _KIND_FUNCS[kind](image, rng, dpi)
+
+
+def capture_seed(doc_type: str, seed: int) -> int:
+    """A degradation seed of its own for document ``(doc_type, seed)``: documents of different types
+    rendered from the same seed must not share one synthetic photo/scan (same perspective, shadow,
+    noise), or a benchmark measures a single capture many times."""
+    return zlib.crc32(f"{doc_type}:{seed}".encode()) & 0x7FFFFFFF
 
 
 # --------------------------------------------------------------------------- kinds
@@ -91,11 +99,7 @@ def _red_seal(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np
 def _phone_photo(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
     page = to_bgr(resample(image, dpi, 200))
     ph, pw = page.shape[:2]
-    # the camera frame: portrait 3:4, page covers ~70-85% of its height
-    frame_h = int(ph / rng.uniform(0.75, 0.88))
-    frame_w = int(frame_h * 0.75)
-    background = _table_texture(rng, frame_h, frame_w)
-    target = _camera_view(rng, pw, ph, frame_w, frame_h, coverage=0.9)
+    frame_w, frame_h, background, target = _phone_layout(rng, pw, ph)
     source = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(source, target)
     warped = cv2.warpPerspective(page, matrix, (frame_w, frame_h), flags=cv2.INTER_LINEAR,
@@ -112,6 +116,24 @@ def _phone_photo(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple
     # pixels per inch of the sheet on average over its (foreshortened) surface
     effective_dpi = int(round(200.0 * math.sqrt(cv2.contourArea(target) / (pw * ph))))
     return jpeg(out, 80), effective_dpi
+
+
+def _phone_layout(rng: np.random.Generator, pw: int, ph: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Camera frame size, table background and the sheet's corners in the frame."""
+    # the camera frame: portrait 3:4, page covers ~70-85% of its height
+    frame_h = int(ph / rng.uniform(0.75, 0.88))
+    frame_w = int(frame_h * 0.75)
+    background = _table_texture(rng, frame_h, frame_w)
+    target = _camera_view(rng, pw, ph, frame_w, frame_h, coverage=0.9)
+    return frame_w, frame_h, background, target
+
+
+def phone_photo_corners(image: np.ndarray, seed: int, dpi: int = 300) -> np.ndarray:
+    """Where ``degrade(image, "phone_photo", seed, dpi)`` puts the sheet's corners (top-left,
+    top-right, bottom-right, bottom-left; photo pixels): the ground truth for page detection."""
+    rng = np.random.default_rng([seed, KINDS.index("phone_photo")])
+    ph, pw = resample(image, dpi, 200).shape[:2]
+    return _phone_layout(rng, pw, ph)[3]
 
 
 _KIND_FUNCS = {

@@ -211,3 +211,19 @@ def test_real_ocr_fields_with_boxes() -> None:
         assert fields[name].bbox is not None and fields[name].confidence > 0.5
     left, top, width, _ = fields["co_quan_ban_hanh"].bbox
     assert left + width < page.width * 0.5 and top < page.height * 0.2
+
+
+@pytest.mark.slow
+def test_phone_photo_fields_read_right() -> None:
+    """A phone photo whose sheet detection/aspect once went wrong (squashed to landscape, so
+    Tesseract read doubled glyphs: "Miai", "O84O88715210", no date): every field right now."""
+    from ocr.preprocess import clean_page
+    from ocr.recognize import recognize
+    from samples.degrade import degrade
+
+    doc = render_document("quyet_dinh", 30000, dpi=300)
+    photo, dpi = degrade(doc.image, "phone_photo", 30000, dpi=300)
+    page = recognize(clean_page(SourcePage(source="photo.jpg", index=0, image=photo, dpi=dpi)))
+    fields = extract_fields("quyet_dinh", [page])
+    for name, expected in doc.fields.items():
+        assert fields[name].value == expected and fields[name].valid, (name, fields[name])

@@ -77,8 +77,8 @@ def test_phone_photo_is_flattened_to_the_sheet(doc) -> None:
     clean = clean_page(_page(image, 72, estimated=True))
     height, width = clean.archive_image.shape[:2]
     assert "perspective" in clean.steps_ms
-    assert height / width == pytest.approx(297 / 210, abs=0.06)  # A4 proportions, background gone
-    assert clean.dpi == pytest.approx(height / (297 / 25.4), abs=1)  # the flattened sheet's resolution
+    assert height / width == pytest.approx(297 / 210, rel=0.01)  # A4 proportions, background gone
+    assert clean.dpi == pytest.approx(height / (297 / 25.4), rel=0.01)  # the flattened sheet's resolution
     assert clean.dpi == pytest.approx(dpi, rel=0.15)  # close to the photo's average sampling of it
     assert width < image.shape[1] * 0.97
 
