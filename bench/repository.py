@@ -72,22 +72,24 @@ def servers(s3: str | None, pg: str | None) -> Iterator[tuple[dict, str]]:
     started: list[Callable[[], None]] = []
     try:
         if s3 is None:
-            d = tempfile.mkdtemp(prefix="bench-ceph-")
-            env = dict(os.environ, D=d, RGW_PORT=str(_free_port()))
-            out = subprocess.run(["bash", str(ROOT / "scripts/ceph-up.sh")], env=env, check=True,
+            ceph_env = dict(os.environ, D=tempfile.mkdtemp(prefix="bench-ceph-"), RGW_PORT=str(_free_port()),
+                            MON_PORT=str(_free_port()))
+            started.append(lambda: subprocess.run(["bash", str(ROOT / "scripts/ceph-down.sh")], env=ceph_env))
+            out = subprocess.run(["bash", str(ROOT / "scripts/ceph-up.sh")], env=ceph_env, check=True,
                                  capture_output=True, text=True)
-            started.append(lambda: subprocess.run(["bash", str(ROOT / "scripts/ceph-down.sh")], env=env))
             endpoint, ak, sk = out.stdout.strip().splitlines()[-1].split()
         else:
             endpoint, ak, sk = s3.split(",")
         if pg is None:
-            d = tempfile.mkdtemp(prefix="bench-pg-")
-            env = dict(os.environ, PGDATA=d, PGPORT=str(_free_port()))
-            out = subprocess.run(["bash", str(ROOT / "scripts/pg-up.sh")], env=env, check=True,
+            pgdata = tempfile.mkdtemp(prefix="bench-pg-")
+            pg_env = dict(os.environ, PGDATA=pgdata, PGPORT=str(_free_port()))
+            pg_ctl = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]  # the server pg-up.sh runs
+            stop = [str(pg_ctl), "-D", pgdata, "stop", "-m", "fast"]
+            stop = ["runuser", "-u", "postgres", "--", *stop] if os.geteuid() == 0 else stop
+            started.append(lambda: (subprocess.run(stop, capture_output=True), shutil.rmtree(pgdata, ignore_errors=True)))
+            out = subprocess.run(["bash", str(ROOT / "scripts/pg-up.sh")], env=pg_env, check=True,
                                  capture_output=True, text=True)
             pg = out.stdout.strip().splitlines()[-1]
-            stop = ["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", d, "stop", "-m", "fast"]
-            started.append(lambda: subprocess.run(stop, capture_output=True))
         yield {"endpoint": endpoint, "access_key": ak, "secret_key": sk}, pg
     finally:
         for stop_fn in reversed(started):
