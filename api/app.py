@@ -139,14 +139,14 @@ class Services:
 
     @property
     def db_executor(self) -> ThreadPoolExecutor:
-        """Threads for the record-read decision: as many as the SQL pool keeps open, less one
-        for the audit writer, so a burst of reads queues here instead of opening and closing
-        overflow connections (each a PostgreSQL backend fork)."""
+        """Threads for the record-read decision: as many as its SQL pool keeps open, so a burst
+        of reads queues here instead of opening and closing overflow connections (each a
+        PostgreSQL backend fork)."""
         if self._db_executor is None:
             with self._lock:
                 if self._db_executor is None:
-                    size = getattr(self.repository.engine.pool, "size", lambda: 5)()
-                    self._db_executor = ThreadPoolExecutor(max(2, size - 1), thread_name_prefix="sohoa-db")
+                    size = getattr(self.access.reads.pool, "size", lambda: 5)()
+                    self._db_executor = ThreadPoolExecutor(max(2, size), thread_name_prefix="sohoa-db")
         return self._db_executor
 
     @property
@@ -170,6 +170,8 @@ class Services:
             if self._audit_writer is not None:
                 self._audit_writer.close()
                 self._audit_writer = None
+            if self._access is not None:
+                self._access.close()
             if self._repository is not None:
                 self._repository.close()
                 self._repository = None

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
-from .db import db_errors
+from .db import db_errors, make_autocommit_engine, retry_on_disconnect
 from .errors import InvalidRequest, RecordNotFound
 from .models import Base, Blob, Owner, Record, Version
 
@@ -539,18 +540,10 @@ def _first_prepared(conn, name: str, statement, params: dict):  # noqa: ANN001, 
     values = {**defaults, **params}
     args = ", ".join(f"%({n})s" for n in order)
     prepared = conn.connection.info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
-    driver = conn.connection.dbapi_connection
-    # One read-only statement needs no transaction: in psycopg2's autocommit mode (a client-side
-    # switch, set back before the connection returns to the pool) there is no BEGIN before it
-    # and nothing to roll back after it: one round trip instead of three.
-    driver.autocommit = True
-    try:
-        if name not in prepared:
-            conn.exec_driver_sql(f"PREPARE {name} AS {body}")
-            prepared.add(name)
-        return conn.exec_driver_sql(f"EXECUTE {name}({args})", {n: values[n] for n in order}).first()
-    finally:
-        driver.autocommit = False
+    if name not in prepared:
+        conn.exec_driver_sql(f"PREPARE {name} AS {body}")
+        prepared.add(name)
+    return conn.exec_driver_sql(f"EXECUTE {name}({args})", {n: values[n] for n in order}).first()
 
 
 def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
@@ -572,6 +565,26 @@ class AccessStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads: Engine | None = None
+        self._reads_lock = threading.Lock()
+
+    @property
+    def reads(self) -> Engine:
+        """The pool for the per-request record read: autocommit connections without a pre-ping,
+        so one read is one round trip (:func:`repository.db.make_autocommit_engine`; a connection
+        left stale by a server restart is retried once). Opened on first use."""
+        if self._reads is None:
+            with self._reads_lock:
+                if self._reads is None:
+                    self._reads = make_autocommit_engine(self.engine)
+        return self._reads
+
+    def close(self) -> None:
+        """Close the read pool (the main engine belongs to whoever passed it in)."""
+        with self._reads_lock:
+            if self._reads is not None and self._reads is not self.engine:
+                self._reads.dispose()
+            self._reads = None
 
     @contextmanager
     def _session(self, operation: str) -> Iterator[Session]:
@@ -871,9 +884,8 @@ class AccessStore:
                   "representative_key": representative_key}
         if version is not None:
             params["version"] = version
-        with db_errors("read record"), self.engine.connect() as conn:
-            row = _first_prepared(conn, f"sohoa_reader_{int(version is not None)}", _reader_statement(version is not None),
-                                  params)
+        name, statement = f"sohoa_reader_{int(version is not None)}", _reader_statement(version is not None)
+        row = retry_on_disconnect(self.reads, "read record", lambda conn: _first_prepared(conn, name, statement, params))
         if row is None:
             return None
         grant = _prefixed(row, "g_", _GRANT_COLUMNS)

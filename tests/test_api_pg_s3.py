@@ -259,3 +259,25 @@ def test_no_redirect_without_a_committed_audit_entry(prod_env, monkeypatch):
             assert "location" not in refused.headers and w["mine"].sha256 not in refused.text
         monkeypatch.undo()
         assert client.get(url, headers=agency, follow_redirects=False).status_code == 303
+
+
+def test_reads_survive_killed_database_connections(prod_env):
+    """The read pool has no pre-ping and keeps prepared statements per connection: when the
+    server drops its connections (restart, failover), the next read retries on a fresh one
+    (statement prepared again) instead of failing."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from ingest.settings import load_settings
+
+    w = _world(prod_env)
+    app = create_app(load_settings())
+    with TestClient(app) as client:
+        agency = {"Authorization": f"Bearer {w['agency']}", "Sohoa-Purpose": "1.004227"}
+        url = f"/v1/records/{w['mine'].uri}/pdf"
+        assert [client.get(url, headers=agency).status_code for _ in range(3)] == [200] * 3
+        with sa.create_engine(prod_env["SOHOA_DB_URL"], isolation_level="AUTOCOMMIT").connect() as conn:
+            killed = conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        assert killed >= 2  # the read pool's connection and the audit writer's
+        assert [client.get(url, headers=agency).status_code for _ in range(3)] == [200] * 3
