@@ -489,13 +489,24 @@ def extract_agency(lines: Sequence[Line]) -> FieldValue | None:
         candidates.append(part)
     if not candidates:
         return None
-    hit = candidates[-1]
+    hit = _unglue_motto(candidates[-1])
     value = normalize_agency(" ".join(re.sub(r"[^\w\s&,.\-–/]", " ", hit.raw).split()))
     error = None if len(value.split()) >= 2 else "agency name too short"
     result = _field("co_quan_ban_hanh", hit, value, error)
     if value.split()[0] not in AGENCY_WORDS:  # not a recognizable agency name: ask for review
         result = replace(result, confidence=round(result.confidence * 0.5, 3))
     return result
+
+
+def _unglue_motto(hit: _Hit) -> _Hit:
+    """Tesseract may glue the motto's first word to the agency's last one when the two columns
+    almost touch ("TỈNH ĐỒNG NAICỘNG HÒA XÃ HỘI..."): end the agency before that "CỘNG"."""
+    folded = fold_aligned(hit.line.text)
+    head = folded[hit.start:hit.end].rstrip()
+    last = head.split()[-1] if head.split() else ""
+    if len(last) > 4 and last.endswith("cong") and folded[hit.end:].lstrip().startswith("hoa"):
+        return _Hit(hit.line, hit.start, hit.start + len(head) - 4, hit.fallback)
+    return hit
 
 
 def _key(text: str) -> str:

@@ -68,6 +68,18 @@ def test_header_columns_on_one_ocr_line_are_split_by_position() -> None:
     assert len(lines_of([page])) == 5
 
 
+def test_motto_glued_to_the_agency_is_cut_off() -> None:
+    words = (
+        _words_line(_spaced("ỦY BAN NHÂN DÂN TỈNH ĐỒNG NAICỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 280), 160, 0)
+        + _words_line(_spaced("Độc lập - Tự do - Hạnh phúc", 1400), 230, 1)
+        + _words_line(_spaced("Số: 170/2018/QĐ-UBND", 420) + _spaced("Đồng Nai, ngày 07 tháng 6 năm 2018", 1300), 300, 2)
+        + _words_line(_spaced("QUYẾT ĐỊNH", 1000), 520, 3)
+    )
+    page = PageText(index=0, width=A4_300[0], height=A4_300[1], dpi=300, words=words, text="")
+    agency = extract_fields("quyet_dinh", [page])["co_quan_ban_hanh"]
+    assert agency.value == "ỦY BAN NHÂN DÂN TỈNH ĐỒNG NAI" and agency.valid
+
+
 def test_column_split_follows_the_motto_on_an_offset_photo() -> None:
     """A photo whose page sits right of centre: a fixed fraction would cut the agency line."""
     dx = 700
