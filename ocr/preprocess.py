@@ -288,15 +288,12 @@ def _line_band_ink(profile: np.ndarray) -> tuple[float, float]:
 
 
 def _tesseract_osd(gray: np.ndarray) -> int | None:
-    import pytesseract
+    from ocr.recognize import osd_rotation
 
-    try:
-        osd = pytesseract.image_to_osd(gray, config=f"--dpi {int(WORK_DPI)}", output_type=pytesseract.Output.DICT)
-    except (pytesseract.TesseractError, OSError, ValueError):
+    found = osd_rotation(gray, WORK_DPI)
+    if found is None or found[1] < 2.0:
         return None
-    if float(osd.get("orientation_conf", 0.0)) < 2.0:
-        return None
-    return int(osd.get("rotate", 0)) % 360
+    return found[0]
 
 
 def rotate_image(image: np.ndarray, rotation: int, skew: float, border: int | None = None) -> np.ndarray:

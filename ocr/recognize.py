@@ -1,9 +1,13 @@
 """Vietnamese OCR with Tesseract: ``CleanPage`` -> ``PageText`` (words, boxes, confidences, text).
 
-Tesseract runs as the ``tesseract`` CLI (the same engine pytesseract drives), fed the OCR image as
-PGM on stdin and read back as TSV on stdout: no temporary files, and the child process gets
-``OMP_THREAD_LIMIT=1`` explicitly (parallelism comes from running pages side by side, see
-:func:`recognize_many`), without touching this process's environment as pytesseract would.
+Tesseract runs in-process through its C++ API (``tesserocr``, built against the system's
+libtesseract, so it is the very engine the ``tesseract`` command runs): the model is loaded once
+per thread and reused for every page, and the OCR image is handed over as raw pixels - no process
+spawn, no model reload, no image encode/decode per page (about 0.2-0.4 CPU s per page saved, see
+docs/benchmarks-ocr.md). The engine is single-threaded (``OMP_THREAD_LIMIT=1`` is set before
+libtesseract loads, unless the caller set it); parallelism comes from pages side by side
+(:func:`recognize_many` threads, which run Tesseract without the GIL, or
+:func:`clean_and_recognize_many` processes).
 
 Word boxes are mapped from OCR-image pixels back to archive-image pixels (``CleanPage.ocr_scale``)
 and all text is NFC-normalized. Blank pages are not sent to Tesseract.
@@ -14,12 +18,13 @@ PDF/A text layer needs word boxes); their own text stays in ``CleanPage.text_lay
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
 import multiprocessing
 import os
-import subprocess
+import threading
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -40,7 +45,7 @@ NOISE_CONF = 50.0  # symbol-only "words" below this confidence are dirt, not tex
 
 
 class OcrError(RuntimeError):
-    """Tesseract failed or is missing; the message says which page and why."""
+    """Tesseract failed or cannot load its model; the message says which page and why."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,7 @@ class OcrOptions:
     min_word_conf: float = 0.0  # words below this confidence are dropped (0 keeps all)
     skip_blank: bool = True
     prefer_text_layer: bool = False
-    tesseract_cmd: str = "tesseract"
-    config: tuple[tuple[str, str], ...] = field(default=())  # extra ``-c name=value`` pairs
+    config: tuple[tuple[str, str], ...] = field(default=())  # Tesseract variables (name, value)
 
 
 def recognize(page: CleanPage, options: OcrOptions | None = None) -> PageText:
@@ -78,9 +82,9 @@ def recognize(page: CleanPage, options: OcrOptions | None = None) -> PageText:
 
 
 def recognize_many(pages: Sequence[CleanPage], options: OcrOptions | None = None, workers: int | None = None) -> list[PageText]:
-    """OCR pages side by side, one single-threaded Tesseract process per worker; input order kept.
+    """OCR pages side by side, one single-threaded Tesseract engine per worker thread; input order kept.
 
-    Threads suffice here: the work happens in the Tesseract child processes (no pickling of images)."""
+    Threads suffice here: Tesseract runs without the GIL (and no image is pickled)."""
     workers = _worker_count(workers, len(pages))
     if workers <= 1:
         return [recognize(page, options) for page in pages]
@@ -126,49 +130,105 @@ def _worker_count(workers: int | None, jobs: int) -> int:
     return max(1, min(workers, jobs))
 
 
-@functools.lru_cache(maxsize=8)
-def tesseract_version(tesseract_cmd: str = "tesseract") -> str:
-    try:
-        out = subprocess.run([tesseract_cmd, "--version"], capture_output=True, text=True, timeout=30, check=True)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise OcrError(f"tesseract is not usable ({exc})") from None
-    first = (out.stdout or out.stderr).splitlines()[0]
+TSV_HEADER = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n"
+_POOL: dict[tuple, list] = {}  # idle engines: {(lang, tessdata, oem, config) or ("osd",): [PyTessBaseAPI]}
+_POOL_LOCK = threading.Lock()
+
+
+def _tesserocr():
+    """The tesserocr module, with OpenMP limited to one thread before libtesseract first loads."""
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    import tesserocr
+
+    return tesserocr
+
+
+@functools.lru_cache(maxsize=1)
+def tesseract_version() -> str:
+    first = _tesserocr().tesseract_version().splitlines()[0]  # "tesseract 5.3.0"
     return first.split()[-1] if first else "unknown"
 
 
 def engine_name(options: OcrOptions) -> str:
     models = f" ({options.tessdata_dir.name})" if options.tessdata_dir else ""
-    return f"tesseract {tesseract_version(options.tesseract_cmd)} {options.lang}{models}"
+    return f"tesseract {tesseract_version()} {options.lang}{models}"
 
 
-def _encode_pnm(image: np.ndarray) -> bytes:
+@contextlib.contextmanager
+def _engine(opts: OcrOptions | None, label: str):
+    """An idle Tesseract engine for ``opts`` (None: orientation detection) from the process-wide
+    pool, created (model loaded) only when every existing one is busy; returned to the pool after."""
+    key = ("osd",) if opts is None else (opts.lang, str(opts.tessdata_dir or ""), opts.oem, opts.config)
+    with _POOL_LOCK:
+        idle = _POOL.get(key)
+        api = idle.pop() if idle else None
+    if api is None:
+        api = _new_engine(opts, label)
+    try:
+        yield api
+    finally:
+        api.Clear()
+        with _POOL_LOCK:
+            _POOL.setdefault(key, []).append(api)
+
+
+def _new_engine(opts: OcrOptions | None, label: str):
+    tesserocr = _tesserocr()
+    if opts is None:
+        return tesserocr.PyTessBaseAPI(lang="osd", psm=tesserocr.PSM.OSD_ONLY)
+    path = str(opts.tessdata_dir) if opts.tessdata_dir else tesserocr.get_languages()[0]
+    if not path.endswith(os.sep):
+        path += os.sep
+    try:
+        return tesserocr.PyTessBaseAPI(path=path, lang=opts.lang, oem=opts.oem, psm=opts.psm,
+                                       variables=dict(opts.config) or None)
+    except (RuntimeError, ValueError) as exc:
+        raise OcrError(f"{label}: Tesseract cannot load language {opts.lang!r} from {path} ({exc})") from None
+
+
+def _reset_pool_after_fork() -> None:
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()  # a fork may have copied it held by another thread
+
+
+os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def _run_tesseract(image: np.ndarray, dpi: float, opts: OcrOptions, label: str) -> str:
+    """Recognize one gray (or BGR) image; Tesseract's TSV (with its header line)."""
     if image.ndim == 3:
         import cv2
 
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    image = np.ascontiguousarray(image, dtype=np.uint8)
     height, width = image.shape
-    return b"P5\n%d %d\n255\n" % (width, height) + np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    with _engine(opts, label) as api:
+        api.SetPageSegMode(opts.psm)
+        data = image.tobytes()  # Tesseract copies it into its own image
+        api.SetImageBytes(data, width, height, 1, width)
+        api.SetSourceResolution(max(1, int(round(dpi))))
+        if not api.Recognize(int(opts.timeout_s * 1000)):
+            raise OcrError(f"{label}: Tesseract failed or took longer than {opts.timeout_s:g} s")
+        tsv = api.GetTSVText(0)
+    return TSV_HEADER + tsv
 
 
-def _run_tesseract(image: np.ndarray, dpi: float, opts: OcrOptions, label: str) -> str:
-    command = [opts.tesseract_cmd, "stdin", "stdout", "-l", opts.lang, "--oem", str(opts.oem),
-               "--psm", str(opts.psm), "--dpi", str(int(round(dpi)))]
-    if opts.tessdata_dir:
-        command += ["--tessdata-dir", str(opts.tessdata_dir)]
-    for name, value in (("tessedit_create_tsv", "1"), *opts.config):
-        command += ["-c", f"{name}={value}"]
-    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+def osd_rotation(gray: np.ndarray, dpi: float) -> tuple[int, float] | None:
+    """Tesseract's orientation detection (OSD) on a gray page: (clockwise rotation that makes the
+    page upright, confidence), or None when Tesseract cannot tell (too little text)."""
+    image = np.ascontiguousarray(gray, dtype=np.uint8)
     try:
-        done = subprocess.run(command, input=_encode_pnm(image), capture_output=True, timeout=opts.timeout_s,
-                              env=env, check=False)
-    except FileNotFoundError:
-        raise OcrError(f"{label}: tesseract is not installed ({opts.tesseract_cmd})") from None
-    except subprocess.TimeoutExpired:
-        raise OcrError(f"{label}: tesseract took longer than {opts.timeout_s:g} s") from None
-    if done.returncode != 0:
-        reason = " ".join(done.stderr.decode("utf-8", errors="replace").split())[:300]
-        raise OcrError(f"{label}: tesseract failed: {reason}")
-    return done.stdout.decode("utf-8", errors="replace")
+        with _engine(None, "osd") as api:
+            data = image.tobytes()
+            api.SetImageBytes(data, image.shape[1], image.shape[0], 1, image.shape[1])
+            api.SetSourceResolution(max(1, int(round(dpi))))
+            result = api.DetectOrientationScript()
+    except RuntimeError:
+        return None  # no osd model installed, or too little text: the caller keeps its own vote
+    if not result:
+        return None
+    # orient_deg: how far the text is turned counter-clockwise; turning it back is clockwise
+    return (360 - int(result["orient_deg"])) % 360, float(result["orient_conf"])
 
 
 def parse_tsv(tsv: str, scale: float, width: int, height: int, min_conf: float = 0.0) -> list[Word]:

@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE_PKGS=(python3 python3-venv python3-dev gcc tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng
-  poppler-utils qpdf ghostscript fonts-liberation fonts-liberation2 fonts-dejavu-core libnss3-tools curl zbar-tools)
+BASE_PKGS=(python3 python3-venv python3-dev gcc g++ pkg-config tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng
+  libtesseract-dev libleptonica-dev poppler-utils qpdf ghostscript fonts-liberation fonts-liberation2 fonts-dejavu-core libnss3-tools curl zbar-tools)
 SERVICE_PKGS=(radosgw ceph-mon ceph-mgr ceph-osd ceph-common redis-server postgresql
   softhsm2 opensc chromium ocrmypdf unpaper fonts-noto-mono)
 
@@ -34,6 +34,7 @@ want_hash=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_hash" ]; then
   echo "sohoa setup: installing Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -c constraints.txt -e ".[test]"
+  # tesserocr from source: it links the system libtesseract, i.e. the same engine as the tesseract command
+  .venv/bin/pip install -q -c constraints.txt --no-binary tesserocr -e ".[test]"
   echo "$want_hash" > "$stamp"
 fi
