@@ -219,22 +219,27 @@ async def _download(request: Request, principal: Principal, ctx: ReadContext, ur
     details = {"delivery": "redirect", "expires_in": int(expires.total_seconds())} if redirect else None
     wanted = request.headers.get("if-none-match")
 
-    def decide_and_presign() -> tuple[ReadCheck, str | None]:
+    def decide_and_presign() -> tuple[ReadCheck, str | Exception | None]:
         check = check_read(services, principal, ctx, uri, version, action, details)
         if check.problem is not None or check.facts is None or not redirect:
             return check, None
         key, sha = _object_of(check.facts, what)
         if wanted == f'"{sha}"':
             return check, None
-        return check, cast(PresigningStore, store).presigned_get_url(key, expires=expires, response_headers={
-            "response-content-type": media,
-            "response-content-disposition": f'attachment; filename="{_filename(check.facts, what)}"'})
+        try:
+            return check, cast(PresigningStore, store).presigned_get_url(key, expires=expires, response_headers={
+                "response-content-type": media,
+                "response-content-disposition": f'attachment; filename="{_filename(check.facts, what)}"'})
+        except StorageUnavailable as exc:
+            return check.failed(type(exc).__name__), exc
 
     loop = asyncio.get_running_loop()
     issued = utcnow()
     check, url = await loop.run_in_executor(services.db_executor, decide_and_presign)
     data: bytes | None = None
     failure: Exception | None = check.problem
+    if isinstance(url, Exception):
+        failure, url = url, None
     if failure is None and check.facts is not None and not redirect:
         key, sha = _object_of(check.facts, what)
         if wanted != f'"{sha}"':
