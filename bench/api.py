@@ -23,7 +23,7 @@ CPU per request comes from /proc for each server (the `sohoa serve` process tree
 ceph-osd, the PostgreSQL cluster; exited children included), so the 2-core ceiling is visible
 even on a loaded machine. At the end ``sohoa audit verify`` checks the chain: one entry per fetch.
 
-    .venv/bin/python -m bench.api --out docs/benchmarks-api-latest.md
+    .venv/bin/python -m bench.api --out docs/benchmarks-api-idle.md
     .venv/bin/python -m bench.api --s3 127.0.0.1:7480,AK,SK --pg postgresql://postgres@127.0.0.1:5433/sohoa
 """
 from __future__ import annotations
