@@ -87,18 +87,20 @@ def servers(s3: str | None, pg: str | None) -> Iterator[Servers]:
     try:
         if s3 is None:
             ceph_dir = tempfile.mkdtemp(prefix="bench-api-ceph-")
-            env = dict(os.environ, D=ceph_dir, RGW_PORT=str(free_port()), MON_PORT=str(free_port()))
-            out = subprocess.run(["bash", str(ROOT / "scripts/ceph-up.sh")], env=env, capture_output=True,
+            ceph_env = dict(os.environ, D=ceph_dir, RGW_PORT=str(free_port()), MON_PORT=str(free_port()))
+            # registered before starting: a half-started cluster is stopped too (its own env, by value)
+            stops.append(lambda: subprocess.run(["bash", str(ROOT / "scripts/ceph-down.sh")], env=ceph_env,
+                                                timeout=120))
+            out = subprocess.run(["bash", str(ROOT / "scripts/ceph-up.sh")], env=ceph_env, capture_output=True,
                                  text=True, timeout=300)
             if out.returncode != 0:
                 raise SystemExit(f"ceph-up.sh failed: {out.stderr[-2000:]}")
-            stops.append(lambda: subprocess.run(["bash", str(ROOT / "scripts/ceph-down.sh")], env=env, timeout=120))
             s3 = ",".join(out.stdout.strip().splitlines()[-1].split())
         if pg is None:
             pg_dir = str(Path("/tmp") / f"bench-api-pg-{uuid.uuid4().hex[:8]}")
             pgbin = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
-            env = dict(os.environ, PGDATA=pg_dir, PGPORT=str(free_port()), PGBIN=str(pgbin))
-            out = subprocess.run(["bash", str(ROOT / "scripts/pg-up.sh")], env=env, capture_output=True, text=True,
+            pg_env = dict(os.environ, PGDATA=pg_dir, PGPORT=str(free_port()), PGBIN=str(pgbin))
+            out = subprocess.run(["bash", str(ROOT / "scripts/pg-up.sh")], env=pg_env, capture_output=True, text=True,
                                  timeout=300)
             if out.returncode != 0:
                 raise SystemExit(f"pg-up.sh failed: {out.stderr[-2000:]}")
