@@ -287,13 +287,16 @@ class Repository:
         version = found.next_version
         created_at = _utcnow().replace(microsecond=0)
         retention = self._retention_for(req.retention_years, req.lock_mode, created_at)
-        _, _, (manifest_key, created_at) = self._all(
+        _, _, (manifest_key, created_at), search_body = self._all(
             lambda: self._put_blob(req.pdf, pdf_sha, PDF_MEDIA, retention, req.legal_hold, pdf_sha in found.indexed),
             lambda: self._put_blob(req.record_json, rec_sha, JSON_MEDIA, retention, req.legal_hold, rec_sha in found.indexed),
             lambda: self._put_manifest(req, okey, version, pdf_sha, rec_sha, created_at, retention),
+            lambda: _search_body(req),  # CPU work, done while the PUTs wait on the network
         )
         for _ in range(STORE_ATTEMPTS):
-            rows = self._version_rows(req, canonical, okey, found, version, pdf_sha, rec_sha, manifest_key, created_at, retention)
+            rows = self._version_rows(
+                req, canonical, okey, found, version, pdf_sha, rec_sha, manifest_key, created_at, retention, search_body
+            )
             try:
                 self._write_index(rows)
                 return _stored_result(rows, len(req.pdf))
@@ -324,6 +327,7 @@ class Repository:
         manifest_key: str,
         created_at: datetime,
         retention: Retention | None,
+        search_body: str,
     ) -> VersionRows:
         locked = retention is not None and self.objects.lock_enabled
         blobs = ((pdf_sha, req.pdf, PDF_MEDIA), (rec_sha, req.record_json, JSON_MEDIA))
@@ -343,7 +347,7 @@ class Repository:
             sources=tuple(req.source_sha256s),
             page_texts=tuple(req.page_texts) if req.page_texts is not None else (None,) * req.pages,
             fields=tuple((k[:100], v) for k, v in req.fields.items()),
-            search_body=_search_body(req),
+            search_body=search_body,
             dossier_code=req.dossier_code,
             dossier_role=req.dossier_role,
         )
