@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
+import ctypes.util
 import functools
 import io
 import multiprocessing
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from ocr.types import SourcePage
 
 NOISE_CONF = 50.0  # symbol-only "words" below this confidence are dirt, not text
+GRAPHIC_CONF = 50.0  # words below this confidence AND taller than GRAPHIC_HEIGHT x the page's
+GRAPHIC_HEIGHT = 1.6  # median word height are strokes of a signature or seal, not text
 
 
 class OcrError(RuntimeError):
@@ -58,6 +62,7 @@ class OcrOptions:
     min_word_conf: float = 0.0  # words below this confidence are dropped (0 keeps all)
     skip_blank: bool = True
     prefer_text_layer: bool = False
+    drop_graphics: bool = True  # drop "words" read from signatures/seals (see drop_graphic_words)
     config: tuple[tuple[str, str], ...] = field(default=())  # Tesseract variables (name, value)
 
 
@@ -71,6 +76,8 @@ def recognize(page: CleanPage, options: OcrOptions | None = None) -> PageText:
     start = time.perf_counter()
     tsv = _run_tesseract(page.ocr_image, page.dpi * page.ocr_scale, opts, f"{page.source} page {page.index + 1}")
     words = parse_tsv(tsv, page.ocr_scale, width, height, opts.min_word_conf)
+    if opts.drop_graphics:
+        words = drop_graphic_words(words)
     result.words = words
     result.text = words_to_text(words)
     if opts.prefer_text_layer and page.text_layer:
@@ -140,7 +147,22 @@ def _tesserocr():
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     import tesserocr
 
+    _quiet_leptonica()
     return tesserocr
+
+
+@functools.lru_cache(maxsize=1)
+def _quiet_leptonica() -> None:
+    """Leptonica prints diagnostics of cases Tesseract handles itself ("Error in boxClipToRectangle:
+    box outside rectangle") on stderr; the real failures surface as OcrError."""
+    for name in ("lept", "leptonica"):
+        path = ctypes.util.find_library(name)
+        if path:
+            try:
+                ctypes.CDLL(path).setMsgSeverity(6)  # L_SEVERITY_NONE
+            except (OSError, AttributeError):
+                pass
+            return
 
 
 @functools.lru_cache(maxsize=1)
@@ -253,6 +275,17 @@ def parse_tsv(tsv: str, scale: float, width: int, height: int, min_conf: float =
         words.append(Word(text=text, left=left, top=top, width=max(1, right - left), height=max(1, bottom - top),
                           conf=round(conf, 2), line=line, block=block))
     return words
+
+
+def drop_graphic_words(words: Sequence[Word], max_conf: float = GRAPHIC_CONF,
+                       height_factor: float = GRAPHIC_HEIGHT) -> list[Word]:
+    """Without the "words" Tesseract reads from a signature scribble or a seal's rim: much taller
+    than the page's text and recognized with low confidence ("NJ\"WNJYNN", "/\"WMY®"). Real words
+    read with low confidence have text height; tall titles are read confidently."""
+    if len(words) < 5:
+        return list(words)
+    text_height = float(np.median([w.height for w in words]))
+    return [w for w in words if not (w.conf < max_conf and w.height > height_factor * text_height)]
 
 
 def _has_letters(text: str) -> bool:

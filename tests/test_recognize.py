@@ -147,3 +147,26 @@ def test_osd_rotation_turns_the_page_back(generated, turn: int) -> None:
     turned = gray if turn == 0 else cv2.rotate(gray, codes[turn])  # turned counter-clockwise
     rotation, confidence = osd_rotation(turned, 200)
     assert rotation == turn and confidence > 2.0  # clockwise by ``turn`` makes it upright
+
+
+def test_signature_scribbles_read_as_words_are_dropped() -> None:
+    from ocr.recognize import drop_graphic_words
+
+    text = [Word(t, 100 * i, 500, 80, 30, c, line=0, block=1)
+            for i, (t, c) in enumerate([("Họ", 95), ("tên:", 93), ("Lê", 40), ("Văn", 91), ("An", 88)])]
+    title = Word("QUYẾT", 300, 200, 300, 52, 94.0, line=1, block=2)  # tall but read confidently
+    scribble = Word('NJ"WNJYNN', 900, 900, 420, 95, 12.0, line=2, block=3)
+    kept = drop_graphic_words([*text, title, scribble])
+    assert kept == [*text, title]  # the low-confidence real word ("Lê", 40) has text height: kept
+
+
+@pytest.mark.slow
+def test_bad_scan_signature_is_not_read_as_text() -> None:
+    from samples.degrade import degrade
+
+    doc = render_document("giay_khai_sinh", 204, dpi=300)
+    image, dpi = degrade(doc.image, "bad_150", seed=7, dpi=300)
+    page = recognize(clean_page(SourcePage("bad.png", 0, image, float(dpi))))
+    raw = recognize(clean_page(SourcePage("bad.png", 0, image, float(dpi))), OcrOptions(drop_graphics=False))
+    assert len(raw.words) > len(page.words)  # something was read from the scribble, and dropped
+    assert cer_flex(doc.text, page.text) < 0.01 and cer_flex(doc.text, page.text) < cer_flex(doc.text, raw.text)
