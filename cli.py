@@ -140,6 +140,8 @@ def ingest(
     merge: Annotated[bool, typer.Option("--merge", help="All files are pages of ONE document.")] = False,
     dossier: Annotated[Optional[str], typer.Option("--dossier", help="Dossier code (mã hồ sơ).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per stored record on stdout.")] = False,
+    officer_login: Annotated[Optional[str], typer.Option(
+        "--officer", help="Sign personally as this desk user (default: the configured officer).")] = None,
 ) -> None:
     """Digitize scans into signed data messages in the owner's repository (one record per file)."""
     from ingest.load import InputError
@@ -150,6 +152,11 @@ def ingest(
     inputs, errors = _input_files(files)
     documents = [inputs] if merge and inputs else [[f] for f in inputs]
     pipeline = Pipeline(settings)
+    try:
+        officer = _officer_or_exit(settings, pipeline, officer_login) if officer_login else None
+    except BaseException:
+        pipeline.close()
+        raise
     worst = Exit.OK
     for e in errors:
         report_error(e)
@@ -159,7 +166,8 @@ def ingest(
             name = doc_files[0].name if len(doc_files) == 1 else f"{doc_files[0].name} (+{len(doc_files) - 1})"
             try:
                 result = pipeline.digitize(DocumentInput(files=doc_files, owner_id=owner,
-                                                         doc_type=doc_type, dossier_code=dossier))
+                                                         doc_type=doc_type, dossier_code=dossier,
+                                                         officer=officer))
             except (InputError, PipelineError) as exc:
                 report_error(exc)
                 worst = max(worst, Exit.BAD_INPUT)
@@ -180,6 +188,30 @@ def ingest(
     finally:
         pipeline.close()
     raise typer.Exit(int(worst))
+
+
+def _officer_or_exit(settings: Settings, pipeline, login: str):
+    """The desk user ``login`` as the signing officer, with their key loaded (exit 4 for an unknown
+    user, 3 when they cannot sign personally, 5 when the database is down)."""
+    from ingest.officers import OfficerKeyError, officer_for
+    from repository import StorageUnavailable
+    from repository.access import AccessStore
+    from signing.signer import SigningError
+
+    try:
+        user = AccessStore(pipeline.repository.engine).get_user(login)
+    except StorageUnavailable as exc:
+        raise fail(f"database unavailable ({exc})", Exit.UNAVAILABLE)
+    if user is None:
+        raise fail(f"--officer: no desk user {login!r} (see `sohoa users list`)", Exit.NOT_FOUND)
+    try:
+        officer = officer_for(settings, user)
+        pipeline.officer_signer(officer)  # open the key now: a refusal before any OCR
+    except OfficerKeyError as exc:
+        raise fail(f"--officer {login}: {exc.message} [{exc.code}]", Exit.BAD_INPUT)
+    except SigningError as exc:
+        raise fail(f"--officer {login}: the personal signing key cannot be used: {exc}", Exit.BAD_INPUT)
+    return officer
 
 
 @app.command()
@@ -494,18 +526,28 @@ def bulk_run(
     report: ReportOpt = None,
     storage_retry: Annotated[float, typer.Option(help="Seconds a unit waits out a storage outage before failing (resume retries it).")] = 120.0,
     quality_review: Annotated[bool, typer.Option("--quality-review/--no-quality-review", help="Send pages failing the quality gate to review instead of storing them.")] = True,
+    officer_login: Annotated[Optional[str], typer.Option(
+        "--officer", help="Sign personally as this desk user (default: the configured officer).")] = None,
 ) -> None:
     """Digitize a whole source: plan units, then store each document exactly once."""
     from ingest.bulk import RunOptions, create_run
     from ingest.bulk.plan import SourceError
     from ingest.manifest import ManifestError
+    from ingest.pipeline import Pipeline
 
     settings = settings_or_exit()
+    if officer_login:  # refuse before planning: the key must open here as in the workers
+        check = Pipeline(settings)
+        try:
+            _officer_or_exit(settings, check, officer_login)
+        finally:
+            check.close()
     ledger = _bulk_ledger(settings)
     try:
         run_id = create_run(settings, ledger, source, manifest,
                             RunOptions(engine=engine, workers=workers or settings.workers,  # type: ignore[arg-type]
-                                       storage_retry_s=storage_retry, review_quality=quality_review))
+                                       storage_retry_s=storage_retry, review_quality=quality_review,
+                                       officer=officer_login))
     except ManifestError as exc:
         raise fail(str(exc), Exit.BAD_INPUT)
     except SourceError as exc:
@@ -696,30 +738,211 @@ users_app = typer.Typer(no_args_is_help=True, help="Reception-desk users (office
 app.add_typer(users_app, name="users")
 
 
+FullNameOpt = Annotated[Optional[str], typer.Option(
+    "--full-name", help="Full name, as printed in the personal signature, the conversion mark and the receipt.")]
+SigningKeyOpt = Annotated[Optional[Path], typer.Option(
+    "--signing-key", help="The user's personal PKCS#12 (.p12/.pfx): checked, then kept under SOHOA_HOME/officers, "
+                          "encrypted with a key derived from the server secret.")]
+KeyPassphraseOpt = Annotated[bool, typer.Option(
+    "--key-passphrase-stdin", help="Read the PKCS#12 passphrase from stdin (after the password line, if any).")]
+Pkcs11KeyOpt = Annotated[Optional[str], typer.Option(
+    "--pkcs11-key", help="Label of the user's key on the PKCS#11 token (module and PIN: settings pkcs11_module, pkcs11_pin).")]
+Pkcs11TokenOpt = Annotated[Optional[str], typer.Option("--pkcs11-token", help="Token label (default: the first token).")]
+RemoteSignerOpt = Annotated[Optional[str], typer.Option(
+    "--remote-signer", help="URL of a remote signing service holding the user's key (needs --signer-cert).")]
+SignerCertOpt = Annotated[Optional[Path], typer.Option(
+    "--signer-cert", help="The user's certificate chain (PEM/DER, signer first) for --remote-signer or --pkcs11-key.")]
+
+
+def _read_secret_line(prompt: str, from_stdin: bool) -> str:
+    return (sys.stdin.readline().rstrip("\r\n") if from_stdin
+            else typer.prompt(prompt, hide_input=True, default="", show_default=False))
+
+
+def _provision_signing_key(settings: Settings, name: str, *, role: str, full_name: str | None,
+                           signing_key: Path | None, key_passphrase_stdin: bool, pkcs11_key: str | None,
+                           pkcs11_token: str | None, remote_signer: str | None, signer_cert: Path | None,
+                           issue_dev: bool):
+    """The key reference for a user (``None``: none given and none to issue). A dev install issues
+    a development certificate to officers/supervisors with a full name when no key is given."""
+    from ingest.officers import (OfficerKeyError, dev_pki_in_use, import_pkcs12, issue_dev_key,
+                                 pkcs11_key as pkcs11_reference, remote_key)
+
+    sources = [x for x in (signing_key, pkcs11_key, remote_signer) if x]
+    if len(sources) > 1:
+        raise fail("give one key source: --signing-key, --pkcs11-key or --remote-signer", Exit.USAGE)
+    if (signer_cert is not None) and not (pkcs11_key or remote_signer):
+        raise fail("--signer-cert goes with --pkcs11-key or --remote-signer", Exit.USAGE)
+    try:
+        if signing_key is not None:
+            data = read_input(signing_key)
+            passphrase = _read_secret_line("PKCS#12 passphrase", key_passphrase_stdin)
+            return import_pkcs12(settings, name, data, passphrase)
+        if pkcs11_key:
+            return pkcs11_reference(settings, name, key_label=pkcs11_key, token_label=pkcs11_token,
+                                    cert_path=signer_cert)
+        if remote_signer:
+            if signer_cert is None:
+                raise fail("--remote-signer needs --signer-cert (the user's certificate chain)", Exit.USAGE)
+            return remote_key(settings, name, url=remote_signer, cert_path=signer_cert)
+        if issue_dev and full_name and role in ("officer", "supervisor") and dev_pki_in_use(settings):
+            return issue_dev_key(settings, name, full_name)
+    except OfficerKeyError as exc:
+        raise fail(f"{name}: signing key refused: {exc.message}", Exit.BAD_INPUT)
+    return None
+
+
+def _key_summary(user, reference, *, dev: bool) -> str:
+    from ingest.officers import describe
+
+    if reference is not None:
+        note = " [bold yellow](development certificate — NOT for production)[/]" if dev else ""
+        return f"personal signing key: {escape(describe(user))}{note}"
+    if user.signing_kind:
+        return f"personal signing key: {escape(describe(user))}"
+    if user.role == "admin":
+        return "no personal signing key (admins do not confirm documents)"
+    return (f"[bold yellow]no {'full name' if not user.full_name else 'personal signing key'}[/]: {user.name} can "
+            f"receive and review scans but cannot confirm (sign) documents until "
+            f"`sohoa users key {user.name} --full-name ... --signing-key FILE.p12 | --pkcs11-key LABEL | "
+            f"--remote-signer URL --signer-cert FILE`")
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option(help="officer | supervisor | admin")] = "officer",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Reset an existing user's role and password.")] = False,
+    full_name: FullNameOpt = None,
+    signing_key: SigningKeyOpt = None,
+    key_passphrase_stdin: KeyPassphraseOpt = False,
+    pkcs11_key: Pkcs11KeyOpt = None,
+    pkcs11_token: Pkcs11TokenOpt = None,
+    remote_signer: RemoteSignerOpt = None,
+    signer_cert: SignerCertOpt = None,
+    no_signing_key: Annotated[bool, typer.Option(
+        "--no-signing-key", help="On a development install, do not issue a development certificate.")] = False,
 ) -> None:
-    """Add a desk user (password stored as a salted scrypt hash)."""
+    """Add a desk user (password stored as a salted scrypt hash) with their full name and personal
+    signing key (Circular 01/2023/TT-VPCP Art. 8). On a development install, an officer or
+    supervisor given a full name and no key gets a development certificate (CN = full name)."""
+    from repository import InvalidRequest
+    from repository.access import check_full_name
+
     settings = settings_or_exit()
+    try:
+        full_name = check_full_name(full_name) if full_name is not None else None
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
     password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
                 else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
     with _access_session(settings) as (repo, access):
-        user = access.add_user(name, role, password, replace=replace)
-        _audit_cli_action(settings, repo, "user.add", details={"user": user.name, "role": user.role})
+        existing = access.get_user(name) if replace else None
+        reference = _provision_signing_key(
+            settings, name, role=role, full_name=full_name or (existing.full_name if existing else None),
+            signing_key=signing_key, key_passphrase_stdin=key_passphrase_stdin, pkcs11_key=pkcs11_key,
+            pkcs11_token=pkcs11_token, remote_signer=remote_signer, signer_cert=signer_cert,
+            issue_dev=not no_signing_key and not (existing and existing.signing_kind))
+        try:
+            user = access.add_user(name, role, password, replace=replace, full_name=full_name,
+                                   signing_kind=reference.kind if reference else None,
+                                   signing_ref=reference.ref if reference else None)
+        except BaseException:
+            if reference is not None:
+                reference.discard()
+            raise
+        if reference is not None and existing is not None:
+            _discard_replaced_key(settings, existing, user)
+        _audit_cli_action(settings, repo, "user.add", details={
+            "user": user.name, "role": user.role, "signing_key": user.signing_kind})
     out.print(f"user {user.name} ({user.role}) ready")
+    out.print(_key_summary(user, reference, dev=reference is not None and not any(
+        (signing_key, pkcs11_key, remote_signer))), highlight=False)
+
+
+def _discard_replaced_key(settings: Settings, before, after) -> None:
+    from ingest.officers import discard_files
+    if before.signing_ref and before.signing_ref != after.signing_ref:
+        discard_files(settings, before.signing_kind, before.signing_ref)
+
+
+@users_app.command("key")
+def users_key(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    full_name: FullNameOpt = None,
+    signing_key: SigningKeyOpt = None,
+    key_passphrase_stdin: KeyPassphraseOpt = False,
+    pkcs11_key: Pkcs11KeyOpt = None,
+    pkcs11_token: Pkcs11TokenOpt = None,
+    remote_signer: RemoteSignerOpt = None,
+    signer_cert: SignerCertOpt = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Issue a new development certificate (development install only).")] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the user's personal signing key.")] = False,
+) -> None:
+    """Set, renew or remove a desk user's full name and personal signing key."""
+    from ingest.officers import discard_files
+    from repository import InvalidRequest
+    from repository.access import check_full_name
+
+    settings = settings_or_exit()
+    given = [x for x in (signing_key, pkcs11_key, remote_signer, dev or None, remove or None) if x]
+    if len(given) > 1:
+        raise fail("give one of --signing-key, --pkcs11-key, --remote-signer, --dev, --remove", Exit.USAGE)
+    if not given and full_name is None:
+        raise fail("nothing to change: give --full-name and/or a key source (or --remove)", Exit.USAGE)
+    try:
+        full_name = check_full_name(full_name) if full_name is not None else None
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+    with _access_session(settings, not_found=f"no user {name}") as (repo, access):
+        before = access.get_user(name)
+        if before is None:
+            raise fail(f"no user {name}", Exit.NOT_FOUND)
+        name_for_cert = full_name or before.full_name
+        if dev and not name_for_cert:
+            raise fail(f"{name} has no full name: give --full-name", Exit.USAGE)
+        reference = None
+        if not remove:
+            reference = _provision_signing_key(
+                settings, name, role=before.role, full_name=name_for_cert, signing_key=signing_key,
+                key_passphrase_stdin=key_passphrase_stdin, pkcs11_key=pkcs11_key, pkcs11_token=pkcs11_token,
+                remote_signer=remote_signer, signer_cert=signer_cert, issue_dev=dev)
+            if dev and reference is None:
+                raise fail("no development PKI in use here: give the user's own key", Exit.USAGE)
+        try:
+            if remove:
+                user = access.set_user_signing(name, kind=None, ref=None, full_name=full_name)
+            elif reference is not None:
+                user = access.set_user_signing(name, kind=reference.kind, ref=reference.ref, full_name=full_name)
+            else:
+                user = access.set_user_signing(name, kind=before.signing_kind, ref=before.signing_ref,
+                                               full_name=full_name)
+        except BaseException:
+            if reference is not None:
+                reference.discard()
+            raise
+        if remove:
+            discard_files(settings, before.signing_kind, before.signing_ref)
+        elif reference is not None:
+            _discard_replaced_key(settings, before, user)
+        _audit_cli_action(settings, repo, "user.key", details={
+            "user": user.name, "signing_key": user.signing_kind, "removed": remove,
+            "full_name_changed": full_name is not None and full_name != before.full_name})
+    out.print(f"user {user.name}: {user.display_name}")
+    out.print(_key_summary(user, reference, dev=dev), highlight=False)
 
 
 @users_app.command("list")
 def users_list() -> None:
-    """List desk users."""
+    """List desk users: login, role, state, full name, personal signing key."""
+    from ingest.officers import describe
+
     settings = settings_or_exit()
     with _access_session(settings) as (repo, access):
         for u in access.list_users():
-            out.print(f"{u.name}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}")
+            out.print(f"{u.name}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}\t"
+                      f"{u.full_name or '-'}\t{describe(u)}", highlight=False)
 
 
 @users_app.command("disable")

@@ -82,7 +82,7 @@ def principal_from_client(client: ClientInfo) -> Principal:
 
 
 def principal_from_user(user: UserInfo, agency_code: str) -> Principal:
-    return Principal(kind=user.role, id=user.name, name=user.name, via="session",
+    return Principal(kind=user.role, id=user.name, name=user.display_name, via="session",
                      agency_code=agency_code if user.role in DESK_ROLES else None)
 
 

@@ -7,11 +7,17 @@
 
 Each stage is a small function over plain data; ``Pipeline`` only holds what is expensive to set
 up once (loaded keys, the repository connection) so batches do not repeat it.
+
+Who digitizes travels with the document (``DocumentInput.officer``, an ``ingest.officers.Officer``:
+login, full name, signing key): the officer's personal signature (Circular 01/2023/TT-VPCP
+Art. 8), the conversion mark's "Người thực hiện" and the structured record name that person. No
+officer given: the configured one (``officer_name`` / ``officer_key``, e.g. the CLI operator).
 """
 from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +29,7 @@ from converters.record import (ConversionInfo, FieldEntry, PageEntry, SourceFile
                                StructuredRecord)
 from ingest.load import load_bytes
 from ingest.configs import repository_config, signer_spec
+from ingest.officers import Officer, default_officer
 from ingest.settings import Settings
 from ocr.catalog import load_catalog
 from ocr.classify import classify
@@ -69,6 +76,7 @@ class DocumentInput:
     field_corrections: dict[str, str] = field(default_factory=dict)  # confirmed at the desk
     dossier_code: str | None = None
     uri: str | None = None  # set to store a new version of an existing record
+    officer: Officer | None = None  # who digitizes and signs personally; None: the configured officer
 
 
 @dataclass
@@ -187,13 +195,20 @@ def signature_lines(role: str, name: str, when: datetime) -> list[str]:
 
 
 # ---- the pipeline object --------------------------------------------------------------------
+MAX_OFFICER_SIGNERS = 32  # officers' keys kept loaded per pipeline (least recently used dropped)
+
+
 class Pipeline:
-    """Holds the loaded keys and the repository; ``digitize`` runs the stages in order."""
+    """Holds the loaded keys and the repository; ``digitize`` runs the stages in order.
+
+    Not for concurrent use from several threads (one per worker, or serialised by the caller)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._repository: Repository | None = None
         self._signers: dict[str, PdfSigner] = {}
+        self._officer_signers: OrderedDict[tuple, PdfSigner] = OrderedDict()
+        self._default_officer: Officer | None = None
 
     # resources, loaded once
     @property
@@ -202,10 +217,41 @@ class Pipeline:
             self._repository = Repository.open(repository_config(self.settings))
         return self._repository
 
+    @property
+    def default_officer(self) -> Officer:
+        """The configured officer (``officer_name`` + ``officer_key`` or the dev PKI's officer)."""
+        if self._default_officer is None:
+            self._default_officer = default_officer(self.settings)
+        return self._default_officer
+
     def signer(self, role: str) -> PdfSigner:
+        """The agency's signer, or (``"officer"``) the configured officer's."""
+        if role == "officer":
+            return self.officer_signer(self.default_officer)
         if role not in self._signers:
             self._signers[role] = open_signer(signer_spec(self.settings, role))
         return self._signers[role]
+
+    def officer_signer(self, officer: Officer) -> PdfSigner:
+        """The loaded key of one officer, opened on first use and kept (LRU, at most
+        ``MAX_OFFICER_SIGNERS``). A PKCS#11 token allows one logged-in session per process, so
+        an officer on a token whose session another officer's signer holds takes it over."""
+        key = officer.signer_key
+        signer = self._officer_signers.get(key)
+        if signer is not None:
+            self._officer_signers.move_to_end(key)
+            return signer
+        spec = officer.spec
+        if spec.kind == "pkcs11":
+            for other in [k for k in self._officer_signers
+                          if k[0] == "pkcs11" and k[3:5] == (spec.pkcs11_module, spec.token_label)]:
+                self._officer_signers.pop(other).close()
+        signer = open_signer(spec)
+        self._officer_signers[key] = signer
+        while len(self._officer_signers) > MAX_OFFICER_SIGNERS:
+            _, oldest = self._officer_signers.popitem(last=False)
+            oldest.close()
+        return signer
 
     def ocr_options(self) -> OcrOptions:
         return OcrOptions(lang=self.settings.ocr_lang, tessdata_dir=self.settings.tessdata_dir)
@@ -214,19 +260,26 @@ class Pipeline:
         if self._repository is not None:
             self._repository.close()
             self._repository = None
+        signers = [*self._signers.values(), *self._officer_signers.values()]
+        self._signers.clear()
+        self._officer_signers.clear()
+        for signer in signers:
+            signer.close()
 
     # stages
     def analyze_files(self, files: list[InputFile], hint: str | None = None) -> Analysis:
         return analyze(load_pages(files), self.ocr_options(), hint, self.settings.review_threshold,
                        workers=self.settings.workers)
 
-    def sign(self, message: DataMessage, when: datetime) -> bytes:
+    def sign(self, message: DataMessage, when: datetime, officer: Officer | None = None) -> bytes:
+        """The officer's personal signature (top-left), then the agency's (top-right)."""
         s = self.settings
+        officer = officer or self.default_officer
         pdf = message.pdf
         roles = (["officer"] if s.officer_signature else []) + ["agency"]
         for role in roles:
-            signer = self.signer(role)
-            name = s.officer_name if role == "officer" else s.agency_name
+            signer = self.officer_signer(officer) if role == "officer" else self.signer(role)
+            name = officer.full_name if role == "officer" else s.agency_name
             pdf = signer.sign(pdf, field_name=f"Sig_{role}", box=message.signature_boxes[role],
                               lines=signature_lines(role, name, when),
                               reason=("Số hoá văn bản giấy (Thông tư 01/2023/TT-VPCP Điều 8)"
@@ -261,6 +314,7 @@ class Pipeline:
             return result
 
         kind = owner_kind(doc.owner_id)
+        officer = doc.officer or self.default_officer
         analysis.fields = apply_corrections(analysis.fields, doc.field_corrections)
         doc_type = doc.doc_type or analysis.classification.doc_type
         repo = self.repository
@@ -268,14 +322,14 @@ class Pipeline:
         now = datetime.now(VIETNAM_TZ).replace(microsecond=0)
         conversion = ConversionInfo(statement=CONVERSION_STATEMENT, converted_at=now,
                                     agency_name=s.agency_name, agency_code=s.agency_code,
-                                    officer_name=s.officer_name, system_name=s.system_name,
+                                    officer_name=officer.full_name, system_name=s.system_name,
                                     lookup_url=s.lookup_base_url + uri)
         record = build_record(analysis, uri=uri, doc_type=doc_type,
                               owner_ref=repo.owner_key(doc.owner_id), kind=kind, files=doc.files,
                               source_pages=pages, conversion=conversion,
                               dossier_code=doc.dossier_code, desk=s.desk)
         message = timed("convert", to_data_message, analysis, record)
-        signed = timed("sign", self.sign, message, now)
+        signed = timed("sign", self.sign, message, now, officer)
         doc_meta = load_catalog().get(doc_type)
         issuing = analysis.fields.get("co_quan_ban_hanh")
         request = StoreRequest(

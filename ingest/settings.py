@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     agency_key: Path | None = None  # PKCS#12; default: the dev PKI under home
     officer_key: Path | None = None
     key_passphrase: str | None = None  # default: read from the dev PKI
+    # Desk officers' personal keys on a PKCS#11 token/HSM (`sohoa users add --pkcs11-key`):
+    # the module and the user PIN of the token(s) are server settings, like the agency key's
+    # passphrase; the database holds only token and key labels (ingest.officers).
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_pin: str | None = None
     trust_roots: list[Path] = Field(default_factory=list)  # default: the dev PKI root
 
     # OCR
@@ -95,6 +100,12 @@ class Settings(BaseSettings):
     @property
     def pki_dir(self) -> Path:
         return self.home / "pki"
+
+    @property
+    def officers_dir(self) -> Path:
+        """Desk officers' personal signing keys, re-encrypted with a key derived from the
+        server secret (ingest.officers)."""
+        return self.home / "officers"
 
     @property
     def objects_dir(self) -> Path:

@@ -2,7 +2,8 @@
 grants (consent / legal basis), authorizations (uỷ quyền) and digitization jobs.
 
 These are data next to the records, in the same SQL index (tables created by the Alembic
-migration ``0101_access_audit``). Secrets are never stored: API keys and session tokens are kept
+migration ``0101_access_audit``; desk users' full names and signing-key references by
+``0102_user_signing``). Secrets are never stored: API keys and session tokens are kept
 as SHA-256 digests (they are 256-bit random values, so a fast hash is enough and keeps request
 authentication cheap), passwords as scrypt hashes with a per-user salt. Owners are referred to by
 their opaque ``owner_key`` only (HMAC of the ID, see :mod:`repository.identity`).
@@ -15,6 +16,7 @@ import hmac
 import re
 import secrets
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +52,8 @@ ClientKind = Literal["agency", "citizen", "admin"]
 CLIENT_KINDS: tuple[str, ...] = ("agency", "citizen", "admin")
 UserRole = Literal["officer", "supervisor", "admin"]
 USER_ROLES: tuple[str, ...] = ("officer", "supervisor", "admin")
+SIGNING_KINDS: tuple[str, ...] = ("pkcs12", "pkcs11", "remote")
+MAX_FULL_NAME_CHARS = 64
 GrantBasis = Literal["consent", "legal_basis"]
 GRANT_BASES: tuple[str, ...] = ("consent", "legal_basis")
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
@@ -102,6 +106,13 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Circular 01/2023/TT-VPCP Art. 8: the person who scans signs with a personal key (migration
+    # 0102_user_signing). ``signing_ref`` is an opaque JSON reference interpreted by
+    # ``ingest.officers`` (a file under SOHOA_HOME, token/key labels, a signing service URL):
+    # never a passphrase, PIN or key.
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    signing_kind: Mapped[str | None] = mapped_column(String(16))
+    signing_ref: Mapped[str | None] = mapped_column(Text)
 
 
 class UserSession(Base):
@@ -211,6 +222,13 @@ class UserInfo:
     role: str
     created_at: datetime
     disabled_at: datetime | None
+    full_name: str | None = None  # as shown in the signature appearance, the mark, the receipt
+    signing_kind: str | None = None  # pkcs12 | pkcs11 | remote; None: no personal signing key
+    signing_ref: str | None = None  # JSON reference (no secrets), see ingest.officers
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.name
 
 
 @dataclass(frozen=True)
@@ -371,6 +389,24 @@ def check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME_RE) -> st
     return value
 
 
+def check_full_name(full_name: str) -> str:
+    """A person's full name as it will be printed (NFC, single spaces, 2..64 characters: it is
+    also a certificate's common name, which X.509 limits to 64)."""
+    if not isinstance(full_name, str):
+        raise InvalidRequest("full name must be text")
+    name = " ".join(unicodedata.normalize("NFC", full_name).split())
+    if not 2 <= len(name) <= MAX_FULL_NAME_CHARS or any(unicodedata.category(c)[0] == "C" for c in name):
+        raise InvalidRequest(f"full name must have 2 to {MAX_FULL_NAME_CHARS} printable characters")
+    return name
+
+
+def _check_signing(kind: str | None, ref: str | None) -> None:
+    if kind is not None and kind not in SIGNING_KINDS:
+        raise InvalidRequest(f"signing key kind must be one of {SIGNING_KINDS}, got {kind!r}")
+    if (kind is None) != (ref is None):
+        raise InvalidRequest("a signing key needs both its kind and its reference")
+
+
 def check_purpose(purpose: str) -> str:
     return check_name("purpose", purpose, _PURPOSE_RE)
 
@@ -395,6 +431,12 @@ def check_period(valid_from: datetime, valid_until: datetime) -> tuple[datetime,
     if valid_until <= valid_from:
         raise InvalidRequest("valid_until must be after valid_from")
     return valid_from.astimezone(timezone.utc), valid_until.astimezone(timezone.utc)
+
+
+def _user_info(u: User) -> UserInfo:
+    return UserInfo(name=u.name, role=u.role, created_at=aware(u.created_at),  # type: ignore[arg-type]
+                    disabled_at=aware(u.disabled_at), full_name=u.full_name,
+                    signing_kind=u.signing_kind, signing_ref=u.signing_ref)
 
 
 def _client_info(c: ApiClient, active_keys: int = 0) -> ClientInfo:
@@ -700,24 +742,60 @@ class AccessStore:
                           created_at=aware(row.created_at), revoked_at=None, active_keys=1)
 
     # -- desk users and sessions -----------------------------------------------------------------
-    def add_user(self, name: str, role: str, password: str, *, replace: bool = False) -> UserInfo:
+    def add_user(self, name: str, role: str, password: str, *, replace: bool = False,
+                 full_name: str | None = None, signing_kind: str | None = None,
+                 signing_ref: str | None = None) -> UserInfo:
+        """Create a desk user (``replace``: reset role and password of an existing one). The full
+        name and the personal signing key reference are set when given, else kept."""
         check_name("user name", name)
+        _check_signing(signing_kind, signing_ref)
         if role not in USER_ROLES:
             raise InvalidRequest(f"role must be one of {USER_ROLES}, got {role!r}")
         if len(password) < MIN_PASSWORD_CHARS:
             raise InvalidRequest(f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        full_name = check_full_name(full_name) if full_name is not None else None
         hashed = hash_password(password)
         with self._session("add user") as s, s.begin():
             user = s.get(User, name)
             if user is not None and not replace:
                 raise InvalidRequest(f"user {name!r} already exists")
             if user is None:
-                user = User(name=name, role=role, password_hash=hashed, created_at=utcnow())
+                user = User(name=name, role=role, password_hash=hashed, created_at=utcnow(),
+                            full_name=full_name, signing_kind=signing_kind, signing_ref=signing_ref)
                 s.add(user)
             else:
                 user.role, user.password_hash, user.disabled_at = role, hashed, None
+                if full_name is not None:
+                    user.full_name = full_name
+                if signing_kind is not None:
+                    user.signing_kind, user.signing_ref = signing_kind, signing_ref
                 s.execute(UserSession.__table__.delete().where(UserSession.user_name == name))
-            return UserInfo(name=user.name, role=user.role, created_at=aware(user.created_at), disabled_at=None)
+            s.flush()
+            return _user_info(user)
+
+    def get_user(self, name: str) -> UserInfo | None:
+        """One desk user (disabled ones too: callers decide), or ``None``."""
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            return None
+        with self._session("read user") as s:
+            user = s.get(User, name)
+            return _user_info(user) if user is not None else None
+
+    def set_user_signing(self, name: str, *, kind: str | None, ref: str | None,
+                         full_name: str | None = None) -> UserInfo:
+        """Set (or with ``kind=None`` remove) a user's personal signing key reference, and
+        optionally the full name. The reference is plain JSON with no secret in it."""
+        _check_signing(kind, ref)
+        full_name = check_full_name(full_name) if full_name is not None else None
+        with self._session("set signing key") as s, s.begin():
+            user = s.get(User, name)
+            if user is None:
+                raise RecordNotFound(f"no user {name}")
+            user.signing_kind, user.signing_ref = kind, ref
+            if full_name is not None:
+                user.full_name = full_name
+            s.flush()
+            return _user_info(user)
 
     def disable_user(self, name: str) -> None:
         with self._session("disable user") as s, s.begin():
@@ -729,8 +807,7 @@ class AccessStore:
 
     def list_users(self) -> list[UserInfo]:
         with self._session("list users") as s:
-            return [UserInfo(u.name, u.role, aware(u.created_at), aware(u.disabled_at))
-                    for u in s.scalars(select(User).order_by(User.name))]
+            return [_user_info(u) for u in s.scalars(select(User).order_by(User.name))]
 
     def check_user_password(self, name: str, password: str) -> UserInfo | None:
         with self._session("sign in") as s:
@@ -740,7 +817,7 @@ class AccessStore:
             return None
         if not check_password(password, user.password_hash) or user.disabled_at is not None:
             return None
-        return UserInfo(user.name, user.role, aware(user.created_at), None)
+        return _user_info(user)
 
     def open_session(self, name: str, ttl: timedelta) -> str:
         token = secrets.token_urlsafe(32)
@@ -762,7 +839,7 @@ class AccessStore:
         sess, user = row
         if aware(sess.expires_at) <= utcnow() or user.disabled_at is not None:
             return None
-        return UserInfo(user.name, user.role, aware(user.created_at), None)
+        return _user_info(user)
 
     def close_session(self, token: str) -> None:
         with self._session("close session") as s, s.begin():

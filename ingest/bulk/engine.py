@@ -51,6 +51,7 @@ class RunOptions:
     workers: int = 1
     storage_retry_s: float = 120.0  # how long a worker waits out a storage outage per unit
     review_quality: bool = True  # a failed quality gate sends a document to review
+    officer: str | None = None  # desk user who signs personally (None: the configured officer)
     redispatch_s: float = 120.0  # celery: send a pending unit again after this long
     poll_s: float = 0.5
 

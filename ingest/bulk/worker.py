@@ -26,6 +26,7 @@ from typing import Any
 
 from ingest.ledger import (Ledger, RunRow, UnitRow, UnitState, with_db_retry, worker_identity)
 from ingest.load import InputError, load_bytes
+from ingest.officers import Officer, OfficerKeyError, officer_for
 from ingest.pipeline import DocumentInput, InputFile, Pipeline, PipelineError, analyze
 from ingest.separator import extract_pages
 from ingest.settings import Settings, load_settings
@@ -56,6 +57,7 @@ class WorkerContext:
     ledger: Ledger
     cipher: OwnerIdCipher
     runs: dict[str, RunRow] = field(default_factory=dict)
+    officers: dict[str, Officer] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> "WorkerContext":
@@ -69,6 +71,21 @@ class WorkerContext:
                 raise LookupError(f"no bulk run {run_id}")
             self.runs[run_id] = row
         return self.runs[run_id]
+
+    def officer(self, login: str | None) -> Officer | None:
+        """The run's signing officer (``--officer``), looked up once per process."""
+        if login is None:
+            return None
+        if login not in self.officers:
+            from repository.access import AccessStore
+            user = AccessStore(self.pipeline.repository.engine).get_user(login)
+            if user is None:
+                raise PipelineError("--officer", "no_signing_key", f"no desk user {login!r}")
+            try:
+                self.officers[login] = officer_for(self.settings, user)
+            except OfficerKeyError as exc:
+                raise PipelineError("--officer", exc.code, exc.message) from None
+        return self.officers[login]
 
     def close(self) -> None:
         self.pipeline.close()
@@ -174,7 +191,8 @@ def _digitize(ctx: WorkerContext, run: RunRow, unit: UnitRow, me: str,
     if not with_db_retry(lambda: ledger.mark_storing(unit.id, me, uri, doc_type, confidence,
                                                      lease_seconds(unit.page_count)), what="mark storing"):
         raise _Lost()
-    doc = DocumentInput(files=files, owner_id=owner_id, doc_type=doc_type, dossier_code=unit.dossier_code, uri=uri)
+    doc = DocumentInput(files=files, owner_id=owner_id, doc_type=doc_type, dossier_code=unit.dossier_code, uri=uri,
+                        officer=ctx.officer(run.options.get("officer")))
     retry_s = float(run.options.get("storage_retry_s", DEFAULT_STORAGE_RETRY_S))
     result = store_with_retry(ctx, doc, pages, analysis, times, retry_s)
     return finish(UnitState.STORED, record_uri=result[0], version=result[1], doc_type=doc_type,
