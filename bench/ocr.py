@@ -9,8 +9,12 @@ degradation kind of ``samples.degrade`` (``--kinds``). Each engine reads the sam
   ``pdftotext`` (``--image-dpi`` only matters for files without resolution)
 - ``sohoa``: ``ingest.load.load_file`` + ``ocr.preprocess.clean_page`` + ``ocr.recognize.recognize``
 - ``sohoa_best``: the same with ``--tessdata-best`` models (tessdata_best int)
+- ``tesseract_api``: the decoded image straight into the same in-process Tesseract engine sohoa
+  uses, no clean-up: Tesseract's own cost without the ``tesseract`` command's start-up (~0.2 s of
+  model loading per call), i.e. what sohoa's clean-up costs on top of the engine itself
 
-All engines run one page at a time with ``OMP_THREAD_LIMIT=1`` (``--jobs 1`` for OCRmyPDF).
+All engines run one page at a time with ``OMP_THREAD_LIMIT=1`` (``--jobs 1`` for OCRmyPDF);
+``--workers N`` reads N pages side by side (each page by every engine in turn, in one worker).
 Time: wall seconds and CPU seconds (this process + children) per page. CER is on NFC text with
 whitespace collapsed (``ocr.cer.cer``); CER-flex tolerates reading-order differences
 (``ocr.cer.cer_flex``).
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import multiprocessing
 import json
 import os
 import resource
@@ -31,6 +37,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +53,7 @@ from ocr.recognize import OcrOptions, recognize
 REAL_PAGES = SHARED_DATA / "real_smoke" / "pages"
 TESSDATA_BEST = SHARED_DATA / "tessdata_best"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-ENGINES = ("tesseract", "ocrmypdf", "sohoa", "sohoa_best")
+ENGINES = ("tesseract", "ocrmypdf", "sohoa", "sohoa_best", "tesseract_api")
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,17 @@ def _sohoa_runner(options: OcrOptions) -> Callable[[BenchPage, Path], str]:
         return "\n\n".join(texts)
 
     return run
+
+
+def run_tesseract_api(page: BenchPage, workdir: Path) -> str:
+    from ocr.recognize import _run_tesseract, parse_tsv, words_to_text
+
+    texts = []
+    for source in load_file(page.path):
+        height, width = source.image.shape[:2]
+        tsv = _run_tesseract(source.image, source.dpi, OcrOptions(), page.path.name)
+        texts.append(words_to_text(parse_tsv(tsv, 1.0, width, height)))
+    return "\n\n".join(texts)
 
 
 def _cpu_seconds() -> float:
@@ -158,15 +176,7 @@ def generated_pages(out_dir: Path, docs: int, kinds: list[str], seed: int) -> li
 
 def summarize(results: list[Measurement], engines: list[str]) -> str:
     """Markdown table per kind; a kind only counts pages that every engine run on it has read."""
-    by_kind: dict[str, dict[str, list[Measurement]]] = defaultdict(lambda: defaultdict(list))
-    engines_of_kind: dict[str, set[str]] = defaultdict(set)
-    pages_of: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for m in results:
-        engines_of_kind[m.kind].add(m.engine)
-        pages_of[(m.kind, m.page)].add(m.engine)
-    results = [m for m in results if pages_of[(m.kind, m.page)] == engines_of_kind[m.kind]]
-    for m in results:
-        by_kind[m.kind][m.engine].append(m)
+    by_kind = _by_kind(results)
     header = "| kind | pages | " + " | ".join(f"{e} CER / flex" for e in engines) + " | " + \
         " | ".join(f"{e} s/page (cpu)" for e in engines) + " |"
     lines = [header, "|" + "---|" * (2 + 2 * len(engines))]
@@ -178,6 +188,61 @@ def summarize(results: list[Measurement], engines: list[str]) -> str:
         cers = [_fmt_cer(per_engine.get(e, [])) for e in engines]
         times = [_fmt_time(per_engine.get(e, [])) for e in engines]
         lines.append(f"| {kind} | {count} | " + " | ".join(cers) + " | " + " | ".join(times) + " |")
+    return "\n".join(lines)
+
+
+def _by_kind(results: list[Measurement]) -> dict[str, dict[str, list[Measurement]]]:
+    """kind -> engine -> measurements, keeping only pages every engine run on the kind has read."""
+    by_kind: dict[str, dict[str, list[Measurement]]] = defaultdict(lambda: defaultdict(list))
+    engines_of_kind: dict[str, set[str]] = defaultdict(set)
+    pages_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for m in results:
+        engines_of_kind[m.kind].add(m.engine)
+        pages_of[(m.kind, m.page)].add(m.engine)
+    for m in results:
+        if pages_of[(m.kind, m.page)] == engines_of_kind[m.kind]:
+            by_kind[m.kind][m.engine].append(m)
+    return by_kind
+
+
+def targets(results: list[Measurement]) -> str:
+    """Issue #3's targets checked on these measurements (CER-flex; CPU seconds per page)."""
+    by_kind = _by_kind(results)
+
+    def flex(kind: str, engine: str) -> float | None:
+        items = by_kind.get(kind, {}).get(engine)
+        return statistics.mean(m.cer_flex for m in items) if items else None
+
+    lines = []
+    worse = [k for k in by_kind if None not in (flex(k, "sohoa"), flex(k, "tesseract"))
+             and flex(k, "sohoa") > flex(k, "tesseract")]
+    compared = [k for k in by_kind if None not in (flex(k, "sohoa"), flex(k, "tesseract"))]
+    if compared:
+        lines.append(f"- never worse than raw Tesseract (CER-flex, every kind): "
+                     f"{'met' if not worse else '**missed** on ' + ', '.join(worse)}")
+    for kind in ("bad_150", "rotated", "phone_photo"):
+        ours, peer = flex(kind, "sohoa"), flex(kind, "ocrmypdf")
+        if ours is not None and peer:
+            change = ours / peer - 1
+            lines.append(f"- {kind}: CER-flex {100 * ours:.2f}% vs OCRmyPDF {100 * peer:.2f}% ({100 * change:+.0f}%; "
+                         f"target <= -30%: {'met' if change <= -0.30 else '**missed**'})")
+    clean = flex("clean_300", "sohoa")
+    if clean is not None:
+        lines.append(f"- clean_300: CER-flex {100 * clean:.2f}% (target <= 2%: {'met' if clean <= 0.02 else '**missed**'})")
+    generated = [k for k in by_kind if not k.startswith("real:")]
+
+    def cpu(engine: str) -> float | None:
+        items = [m.cpu_s for k in generated for m in by_kind[k].get(engine, [])]
+        return statistics.mean(items) if items else None
+
+    ours, raw, api, peer = cpu("sohoa"), cpu("tesseract"), cpu("tesseract_api"), cpu("ocrmypdf")
+    if ours and raw:
+        lines.append(f"- CPU per generated page: sohoa {ours:.2f} s vs `tesseract` {raw:.2f} s "
+                     f"({100 * (ours / raw - 1):+.0f}%; target <= +25%: {'met' if ours <= 1.25 * raw else '**missed**'})"
+                     + (f"; vs the same engine in-process without clean-up {api:.2f} s ({100 * (ours / api - 1):+.0f}%)"
+                        if api else ""))
+    if ours and peer:
+        lines.append(f"- OCR throughput vs OCRmyPDF (CPU per page, OCR only, no PDF/A writing): {peer / ours:.1f}x")
     return "\n".join(lines)
 
 
@@ -208,21 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jsonl", type=Path, default=None, help="append every measurement to this file")
     parser.add_argument("--merge", type=Path, nargs="*", default=None,
                         help="only summarize measurements from these --jsonl files (parallel shards)")
+    parser.add_argument("--workers", type=int, default=1, help="pages read side by side (processes)")
     args = parser.parse_args(argv)
 
-    import cv2
-
-    cv2.setNumThreads(1)  # one thread per page, like Tesseract with OMP_THREAD_LIMIT=1
     engines = [e for e in args.engines.split(",") if e]
     unknown = set(engines) - set(ENGINES)
     if unknown:
         parser.error(f"unknown engines {sorted(unknown)}; expected {ENGINES}")
-    runners: dict[str, Callable[[BenchPage, Path], str]] = {
-        "tesseract": run_tesseract,
-        "ocrmypdf": run_ocrmypdf,
-        "sohoa": _sohoa_runner(OcrOptions()),
-        "sohoa_best": _sohoa_runner(OcrOptions(tessdata_dir=args.tessdata_best)),
-    }
     if args.merge is not None:
         results = [Measurement(**json.loads(line)) for path in args.merge
                    for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -243,22 +300,44 @@ def main(argv: list[str] | None = None) -> int:
             generated = generated_pages(gen_dir, args.docs, kinds, args.seed)
             pages += generated[: args.pages] if args.pages else generated
         results: list[Measurement] = []
-        for page in pages:
-            for engine in engines:
-                m = measure(engine, runners[engine], page, workdir)
-                results.append(m)
-                if args.jsonl:
-                    with args.jsonl.open("a", encoding="utf-8") as sink:
-                        sink.write(json.dumps(dataclasses.asdict(m), ensure_ascii=False) + "\n")
-                print(f"{page.kind:12} {page.path.name:45} {engine:10} CER {100 * m.cer:6.2f}% "
-                      f"flex {100 * m.cer_flex:6.2f}% {m.wall_s:6.2f}s cpu {m.cpu_s:6.2f}s", flush=True)
+        task = functools.partial(_read_page, engines=tuple(engines), workdir=workdir, tessdata_best=args.tessdata_best)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=context,
+                                 initializer=_single_threaded) as pool:
+            for page, measured in zip(pages, pool.map(task, pages)):
+                for m in measured:
+                    results.append(m)
+                    if args.jsonl:
+                        with args.jsonl.open("a", encoding="utf-8") as sink:
+                            sink.write(json.dumps(dataclasses.asdict(m), ensure_ascii=False) + "\n")
+                    print(f"{page.kind:12} {page.path.name:45} {m.engine:13} CER {100 * m.cer:6.2f}% "
+                          f"flex {100 * m.cer_flex:6.2f}% {m.wall_s:6.2f}s cpu {m.cpu_s:6.2f}s", flush=True)
     return _report(results, engines, argv, args.out)
+
+
+def _single_threaded() -> None:
+    import cv2
+
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    cv2.setNumThreads(1)  # one thread per page, like Tesseract with OMP_THREAD_LIMIT=1
+
+
+def _read_page(page: BenchPage, engines: tuple[str, ...], workdir: Path, tessdata_best: Path) -> list[Measurement]:
+    """Every engine on one page, in this worker process (each engine's CPU measured on its own)."""
+    runners: dict[str, Callable[[BenchPage, Path], str]] = {
+        "tesseract": run_tesseract,
+        "ocrmypdf": run_ocrmypdf,
+        "sohoa": _sohoa_runner(OcrOptions()),
+        "sohoa_best": _sohoa_runner(OcrOptions(tessdata_dir=tessdata_best)),
+        "tesseract_api": run_tesseract_api,
+    }
+    return [measure(engine, runners[engine], page, workdir) for engine in engines]
 
 
 def _report(results: list[Measurement], engines: list[str], argv: list[str] | None, out: Path | None) -> int:
     table = summarize(results, [e for e in engines if any(m.engine == e for m in results)])
     command = "python -m bench.ocr " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = f"Command: `{command}`\n\n{table}\n"
+    report = f"Command: `{command}`\n\n{table}\n\nTargets (issue #3):\n\n{targets(results)}\n"
     print(report)
     if out:
         out.write_text(report, encoding="utf-8")

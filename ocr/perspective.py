@@ -24,6 +24,8 @@ import math
 import cv2
 import numpy as np
 
+from ocr.imaging import shrink
+
 ANALYSIS_SIDE = 800  # px, long side of the copy the sheet is looked for in
 MIN_AREA, MAX_AREA = 0.2, 0.95  # sheet area as a share of the picture
 MIN_EDGE_SUPPORT = 0.6  # every side: share of its length on a real paper/background step
@@ -44,9 +46,11 @@ def find_page_corners(image: np.ndarray) -> np.ndarray | None:
     """Corners (top-left, top-right, bottom-right, bottom-left; image pixels) of the sheet, or None
     when no quadrilateral is supported by an edge on all four sides (a flat scan, a cropped page)."""
     height, width = image.shape[:2]
-    factor = min(1.0, ANALYSIS_SIDE / max(height, width))
-    small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else image
+    small = shrink(image, ANALYSIS_SIDE / max(height, width))
+    factor = small.shape[1] / width
     gray = cv2.GaussianBlur(small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    if _paper_to_every_edge(gray):
+        return None  # a scan: nothing but paper around the picture's edges
     log = cv2.log(gray.astype(np.float32) + 1.0)
     total = float(gray.shape[0] * gray.shape[1])
     best, best_score = None, 0.0
@@ -65,6 +69,18 @@ def find_page_corners(image: np.ndarray) -> np.ndarray | None:
     if best is None or best_score < MIN_EDGE_SUPPORT:
         return None
     return best / factor
+
+
+def _paper_to_every_edge(gray: np.ndarray, band: float = 0.02) -> bool:
+    """All four edge bands of the picture as bright as the paper in its middle: no background
+    shows anywhere around (a flat scan), so there is no sheet outline to look for."""
+    height, width = gray.shape
+    paper = float(np.median(gray[height // 4: 3 * height // 4, width // 4: 3 * width // 4]))
+    bh, bw = max(2, int(band * height)), max(2, int(band * width))
+    for edge in (gray[:bh], gray[-bh:], gray[:, :bw], gray[:, -bw:]):
+        if float((edge >= 0.85 * paper).mean()) < 0.98:
+            return False
+    return True
 
 
 def _candidate_masks(small: np.ndarray, gray: np.ndarray, log: np.ndarray):

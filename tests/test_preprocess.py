@@ -49,7 +49,7 @@ def test_ocr_image_is_aligned_binary_and_keeps_archive_colour(doc) -> None:
     red = np.all(np.abs(clean.archive_image.astype(int) - SEAL_RED[::-1]) < 40, axis=2)
     assert red.sum() > 500  # the seal stays red in the archive image
     assert clean.ocr_image[red].mean() > 200  # and is lightened away in the OCR image
-    upscaled = clean_page(_page(doc.image), PreprocessOptions(min_ocr_dpi=250))  # OCR image at 300 dpi
+    upscaled = clean_page(_page(doc.image), PreprocessOptions(min_ocr_dpi=250, target_ocr_dpi=300))  # at 300 dpi
     assert upscaled.ocr_scale == pytest.approx(1.5)
     assert upscaled.archive_image.shape == clean.archive_image.shape
     assert clean.dpi == DPI and not clean.blank and clean.quality == []
@@ -63,9 +63,12 @@ def test_coloured_ink_kept_when_asked(doc) -> None:
 
 def test_low_resolution_page_is_upscaled_for_ocr_and_flagged(doc) -> None:
     image, dpi = degrade(doc.image, "bad_150", seed=1, dpi=DPI)
+    assert clean_page(_page(image, dpi)).ocr_scale == 1.0  # 150 dpi reads as well as upscaled
+    image = cv2.resize(image, None, fx=2 / 3, fy=2 / 3, interpolation=cv2.INTER_AREA)
+    dpi = 100
     clean = clean_page(_page(image, dpi))
-    assert clean.ocr_scale == pytest.approx(2.0)
-    assert clean.ocr_image.shape[0] == pytest.approx(clean.archive_image.shape[0] * 2, abs=1)
+    assert clean.ocr_scale == pytest.approx(1.5)  # 100 dpi is read at 150 dpi
+    assert clean.ocr_image.shape[0] == pytest.approx(clean.archive_image.shape[0] * 1.5, abs=1)
     codes = [q.code for q in clean.quality]
     assert "low_resolution" in codes
     issue = next(q for q in clean.quality if q.code == "low_resolution")
