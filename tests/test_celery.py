@@ -42,6 +42,10 @@ def test_celery_engine_two_workers_one_killed_mid_page(tmp_path, redis_url):
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
     workers = [start_worker("w1", env, logs[0]), start_worker("w2", env, logs[1])]
     try:
+        # Both must be consuming before the units are sent, or on a busy machine the first one up
+        # takes every unit and the test proves nothing about sharing the work.
+        wait_for(lambda: all(log.exists() and " ready." in log.read_text(errors="replace") for log in logs),
+                 what="both workers ready")
         run = start("bulk", "run", str(src), "--manifest", str(manifest), "--engine", "celery", "--plain", env=env)
         try:
             victim = wait_for(lambda: next((r for r in ledger_rows(env) if r["state"] == "running"
