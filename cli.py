@@ -828,7 +828,7 @@ def users_add(
     signing key (Circular 01/2023/TT-VPCP Art. 8). On a development install, an officer or
     supervisor given a full name and no key gets a development certificate (CN = full name)."""
     from repository import InvalidRequest
-    from repository.access import check_full_name
+    from repository.access import MIN_PASSWORD_CHARS, check_full_name
 
     settings = settings_or_exit()
     try:
@@ -837,6 +837,8 @@ def users_add(
         raise fail(str(exc), Exit.BAD_INPUT)
     password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
                 else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    if len(password) < MIN_PASSWORD_CHARS:  # refused before any key is issued or stored
+        raise fail(f"password must have at least {MIN_PASSWORD_CHARS} characters", Exit.BAD_INPUT)
     with _access_session(settings) as (repo, access):
         existing = access.get_user(name) if replace else None
         reference = _provision_signing_key(
@@ -934,15 +936,21 @@ def users_key(
 
 
 @users_app.command("list")
-def users_list() -> None:
-    """List desk users: login, role, state, full name, personal signing key."""
-    from ingest.officers import describe
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per user, with full name and signing key.")] = False,
+) -> None:
+    """List desk users (login, role, state; --json adds the full name and personal signing key)."""
+    from ingest.officers import key_facts
 
     settings = settings_or_exit()
     with _access_session(settings) as (repo, access):
         for u in access.list_users():
-            out.print(f"{u.name}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}\t"
-                      f"{u.full_name or '-'}\t{describe(u)}", highlight=False)
+            state = "disabled" if u.disabled_at else "active"
+            if as_json:
+                print(json.dumps({"name": u.name, "role": u.role, "state": state, "full_name": u.full_name,
+                                  "signing_key": key_facts(u)}, ensure_ascii=False))
+            else:
+                out.print(f"{u.name}\t{u.role}\t{state}", highlight=False)
 
 
 @users_app.command("disable")

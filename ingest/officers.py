@@ -169,15 +169,25 @@ def spec_for(settings: Settings, kind: str, ref_json: str) -> SignerSpec:
     raise OfficerKeyError("signing_key_unusable", f"unknown signing key kind {kind!r}")
 
 
-def describe(user: UserInfo) -> str:
-    """One line for ``sohoa users list``: key kind, certificate subject and end of validity."""
+def key_facts(user: UserInfo) -> dict[str, Any] | None:
+    """What ``sohoa users list --json`` shows of a user's key: kind, certificate subject,
+    SHA-256 fingerprint and end of validity (no path, label or URL)."""
     if not user.signing_kind or not user.signing_ref:
-        return "no personal signing key"
+        return None
     try:
         cert = json.loads(user.signing_ref).get("certificate") or {}
     except ValueError:
-        return f"{user.signing_kind} (unreadable reference)"
-    return f"{user.signing_kind}: {cert.get('subject', '?')} until {cert.get('not_after', '?')[:10]}"
+        cert = {}
+    return {"kind": user.signing_kind, "subject": cert.get("subject"), "sha256": cert.get("sha256"),
+            "not_after": cert.get("not_after")}
+
+
+def describe(user: UserInfo) -> str:
+    """One line for people: key kind, certificate subject and end of validity."""
+    facts = key_facts(user)
+    if facts is None:
+        return "no personal signing key"
+    return f"{facts['kind']}: {facts['subject'] or '?'} until {(facts['not_after'] or '?')[:10]}"
 
 
 # ---- protecting files on the server -----------------------------------------------------------
@@ -385,5 +395,5 @@ def _open_and_read_certificate(spec: SignerSpec) -> x509.Certificate:
 
 
 __all__ = ["KeyReference", "Officer", "OfficerKeyError", "check_certificate", "default_officer",
-           "describe", "dev_pki_in_use", "discard_files", "file_passphrase", "import_pkcs12",
+           "describe", "dev_pki_in_use", "key_facts", "discard_files", "file_passphrase", "import_pkcs12",
            "issue_dev_key", "officer_by_login", "officer_for", "pkcs11_key", "remote_key", "spec_for"]

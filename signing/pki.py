@@ -533,9 +533,13 @@ def dev_softhsm_token(
     pin: str = "246810",
     key_label: str = "agency",
     module: str = SOFTHSM_MODULE,
+    key_id: str = "01",
+    new_token: bool = True,
 ) -> SoftHsmToken:
     """Make a SoftHSM2 token in ``directory`` and import the key and certificate of ``p12``
-    (softhsm2-util + OpenSC pkcs11-tool); the key is written to disk only transiently."""
+    (softhsm2-util + OpenSC pkcs11-tool); the key is written to disk only transiently.
+    ``new_token=False`` adds the key to the existing token ``label`` (give another ``key_id``),
+    e.g. several officers' keys on one HSM."""
     if not softhsm_available(module):
         raise PkiError("SoftHSM2 (softhsm2 package) and pkcs11-tool (opensc) are needed")
     (directory / "tokens").mkdir(parents=True, exist_ok=True)
@@ -555,16 +559,17 @@ def dev_softhsm_token(
         except subprocess.CalledProcessError as exc:
             raise PkiError(f"{args[0]} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
 
-    run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
-        "--so-pin", secrets.token_hex(4))
+    if new_token:
+        run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
+            "--so-pin", secrets.token_hex(4))
     key_pem.touch(mode=0o600)
     key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     try:
         run("softhsm2-util", "--import", str(key_pem), "--token", label, "--label", key_label,
-            "--id", "01", "--pin", pin)
+            "--id", key_id, "--pin", pin)
     finally:
         key_pem.unlink()  # the key now lives only in the token (and the dev PKCS#12)
     run("pkcs11-tool", "--module", module, "--token-label", label, "--login", "--pin", pin,
-        "--write-object", str(cert_der), "--type", "cert", "--label", key_label, "--id", "01")
+        "--write-object", str(cert_der), "--type", "cert", "--label", key_label, "--id", key_id)
     return SoftHsmToken(conf=conf, label=label, pin=pin, key_label=key_label, module=module)

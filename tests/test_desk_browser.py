@@ -75,10 +75,15 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
+LAN = "Lê Thị Lan"  # not the configured officer's name: the signature must be lan's own
+
+
 def _initialize(home: Path) -> None:
-    """What `sohoa init` and `sohoa users add` do, in this process (no second interpreter start)."""
+    """What `sohoa init` and `sohoa users add --full-name` do on a development install (each user
+    gets a personal certificate from the dev CA), in this process (no second interpreter start)."""
     import cli
     from ingest.configs import repository_config
+    from ingest.officers import issue_dev_key
     from ingest.settings import load_settings
     from repository import Repository
     from repository.access import AccessStore
@@ -86,11 +91,15 @@ def _initialize(home: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOHOA_HOME", str(home))
         cli.init(if_missing=False, force=False, agency_name=None, agency_code=None, officer=None)
-        repo = Repository.open(repository_config(load_settings()))
+        settings = load_settings()
+        repo = Repository.open(repository_config(settings))
         try:
             access = AccessStore(repo.engine)
-            access.add_user("lan", "officer", "mat-khau-lan-1")
-            access.add_user("hoa", "supervisor", "mat-khau-hoa-1")
+            for login, role, password, full_name in (("lan", "officer", "mat-khau-lan-1", LAN),
+                                                     ("hoa", "supervisor", "mat-khau-hoa-1", "Trần Thị Hoà")):
+                key = issue_dev_key(settings, login, full_name)
+                access.add_user(login, role, password, full_name=full_name, signing_kind=key.kind,
+                                signing_ref=key.ref)
         finally:
             repo.close()
 
@@ -264,6 +273,7 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
     text = subprocess.run(["pdftotext", "-raw", str(receipt), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "PHIẾU XÁC NHẬN SỐ HOÁ VĂN BẢN GIẤY" in text and "Giấy khai sinh" in text
+    assert LAN in text  # the officer who confirmed and signed
     assert uri in "".join(text.split())
     assert OWNER not in text and "079******345" in text
     if shutil.which("zbarimg"):
@@ -285,6 +295,8 @@ def test_officer_receives_reviews_confirms_and_prints(desk, browser, tmp_path):
     assert len(record["pages"]) == 2
     assert OWNER.encode() not in record_bytes
     assert report.passed and len(report.signatures) == 2, report.message_en
+    assert [s.signer for s in report.signatures] == [LAN, "Uỷ ban nhân dân phường Bến Nghé"]  # her own key
+    assert record["conversion"]["officer_name"] == LAN
     out = tmp_path / "record.pdf"
     out.write_bytes(pdf)
     pages = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout

@@ -96,7 +96,7 @@ def test_review_of_an_unknown_draft_is_refused(service):
     with pytest.raises(DraftNotFound):
         service.save_review("01ARZ3NDEKTSV4RRFFQ69G5FAV", doc_type=None, values={})
     with pytest.raises(DraftNotFound):
-        service.confirm("not-a-draft-id")
+        service.confirm("not-a-draft-id", "lan")
 
 
 def _ready_draft(svc: DeskService, doc_type: str = "quyet_dinh"):
@@ -139,7 +139,7 @@ def test_review_form_rows_separate_not_found_from_wrongly_read(service):
     assert rows["so_dinh_danh"].error == "personal_id"
     assert service.attention(draft, list(rows.values())) == ["invalid_fields"]
     with pytest.raises(DeskError) as err:
-        service.confirm(draft.id)
+        service.confirm(draft.id, "lan")
     assert err.value.code == "invalid_fields"
     fixed = service.save_review(draft.id, doc_type=None, values={"so_dinh_danh": "079203012345"})
     assert all(r.error is None for r in service.field_rows(fixed))
@@ -150,7 +150,7 @@ def test_confirm_needs_a_real_document_type(service):
     draft = _ready_draft(service, doc_type="unknown")
     service.save_review(draft.id, doc_type=None, values={"so_dinh_danh": ""})
     with pytest.raises(DeskError) as err:
-        service.confirm(draft.id)
+        service.confirm(draft.id, "lan")
     assert err.value.code == "choose_type"
     assert service.store.get(draft.id).status == "ready"  # still editable
     with pytest.raises(DeskError) as err:

@@ -81,6 +81,8 @@ class Outcome(BaseModel):
     signatures: int
     confirmed_at: datetime
     seconds: float
+    officer: str = ""  # login of the desk user who confirmed and signed personally
+    officer_name: str = ""  # their full name, as in the signature, the mark and the receipt
 
 
 class Draft(BaseModel):

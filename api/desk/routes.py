@@ -155,6 +155,8 @@ def audit(request: Request, user: DeskUser, action: str, **fields: Any) -> None:
 
 
 NEUTRAL_DETAILS = frozenset({"unsupported_type", "too_many_files"})  # a file name, a number
+# the confirming user cannot sign personally (Circular 01/2023/TT-VPCP Art. 8): say why and what to do
+SIGNING_CODES = frozenset({"no_signing_key", "signer_disabled", "signing_key_unusable", "signing_failed"})
 
 
 def error_message(exc: DeskError, lang: str) -> str:
@@ -311,10 +313,15 @@ def _review(request: Request, service: DeskService, draft: Draft, user: DeskUser
              for code in load_catalog().codes]
     rearranged = [(p.index, p.rotation) for p in draft.pages] != [(i, 0) for i in range(draft.page_count)]
     rows = service.field_rows(draft)
+    try:
+        problem = service.signing_problem(user.id)
+    except StorageUnavailable:
+        problem = None  # confirming will say that the repository is unavailable
     return render(request, "review.html", user=user, lang=lang, draft=draft, pages=pages,
                   current=min(current, len(pages) - 1), issues=issues,
                   rows=rows, types=types, date_fields=DATE_FIELDS,
                   reasons=service.attention(draft, rows),
+                  signing_problem=t(f"error.{problem}") if problem and error is None else None,
                   rearranged=rearranged, error=error, notice=notice, status_code=status_code)
 
 
@@ -401,19 +408,26 @@ async def update_draft(request: Request, draft_id: str, user: DeskUser = Depends
         draft = await run_in_threadpool(service.save_review, draft_id, doc_type=doc_type,
                                         values=values, pages=pages)
         if action == "confirm" and not type_changed:
-            done = await run_in_threadpool(service.confirm, draft_id)
+            done = await run_in_threadpool(service.confirm, draft_id, user.id)
             if done.outcome is not None:
                 o = done.outcome
                 audit(request, user, "record.create", record_uri=o.uri, record_version=o.version,
                       owner_key=o.owner_key, details={"draft": draft_id, "doc_type": o.doc_type,
-                                                      "sha256": o.sha256, "verdict": o.verdict})
+                                                      "sha256": o.sha256, "verdict": o.verdict,
+                                                      "signed_by": o.officer})
             return RedirectResponse(url, status_code=303)
         if type_changed:
             return _review(request, service, draft, user, lang, current=0, error=None,
                            notice=t("review.type_changed"), status_code=200)
     except DeskError as exc:
         draft = service.store.get(draft_id)
-        message = t(f"error.{exc.code}")
+        if exc.code in SIGNING_CODES:
+            log.warning("desk: user %s cannot sign draft %s: %s", user.id, draft_id, exc.code)
+            audit(request, user, "record.create", outcome="denied",
+                  details={"draft": draft_id, "reason": exc.code})
+            message = error_message(exc, lang)
+        else:
+            message = t(f"error.{exc.code}")
         return _draft_view(request, service, draft, user, lang, error=message, status_code=400)
     except StorageUnavailable:
         log.warning("desk: storage unavailable while confirming draft %s", draft_id)

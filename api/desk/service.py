@@ -5,6 +5,12 @@
 (``Pipeline.finalize`` with the officer's page arrangement, type and field corrections: no
 second OCR). On start it re-queues drafts a previous run left unfinished, so a restart loses
 neither scans nor work.
+
+Confirming signs with the personal key of the desk user who confirms (Circular 01/2023/TT-VPCP
+Art. 8; ``ingest.officers``): their full name goes into the signature appearance, the conversion
+mark and the receipt. A user without a usable personal key cannot confirm (``DeskError`` with
+``no_signing_key``, ``signer_disabled``, ``signing_key_unusable`` or ``signing_failed``); the
+draft stays as it was.
 """
 from __future__ import annotations
 
@@ -25,12 +31,15 @@ from api.desk.edits import (EditError, arrange, check_arrangement, check_value, 
 from api.desk.receipt import ReceiptInfo, build_receipt
 from ingest.load import InputError, sniff_media_type
 from ingest.configs import trust_roots
+from ingest.officers import Officer, OfficerKeyError, officer_for
 from ingest.pipeline import (DocumentInput, InputFile, Pipeline, PipelineError, load_pages,
                              owner_kind)
 from ingest.settings import Settings
 from ocr.catalog import UNKNOWN, load_catalog
 from ocr.extract import extract_fields
 from ocr.types import Analysis, FieldValue
+from repository.access import AccessStore
+from signing.signer import SigningError
 from signing.verify import TOTAL_PASSED, verify_pdf
 
 log = logging.getLogger("sohoa.desk")
@@ -122,18 +131,66 @@ class DeskService:
         self._finalize_lock = threading.Lock()
         self._cache: OrderedDict[str, Analysis] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._access: AccessStore | None = None
         self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Open the repository and load the signing keys now, so the first confirm is quick."""
+        """Open the repository and load the agency's key now, so the first confirm is quick
+        (each officer's personal key is loaded when they receive their first scan)."""
         try:
             with self._finalize_lock:
                 self.pipeline.repository
-                for role in (["officer"] if self.settings.officer_signature else []) + ["agency"]:
-                    self.pipeline.signer(role)
+                self.pipeline.signer("agency")
         except Exception:  # the first confirm will report the real problem to the officer
             log.warning("desk: warm-up failed; confirming will retry", exc_info=True)
+
+    def _warm_officer(self, login: str) -> None:
+        if not self.settings.officer_signature:
+            return
+        try:
+            officer = self.officer(login)
+            with self._finalize_lock:
+                self.pipeline.officer_signer(officer)
+        except (DeskError, SigningError):
+            pass  # said to the officer on the review page and when confirming
+        except Exception:
+            log.warning("desk: loading a personal signing key failed", exc_info=True)
+
+    # ---- who signs ------------------------------------------------------------------------------
+    @property
+    def access(self) -> AccessStore:
+        if self._access is None:
+            self._access = AccessStore(self.pipeline.repository.engine)
+        return self._access
+
+    def officer(self, login: str) -> Officer:
+        """The personal signing identity of desk user ``login``, or ``DeskError`` saying why not
+        (codes ``no_signing_key``, ``signer_disabled``, ``signing_key_unusable``)."""
+        user = self.access.get_user(login)
+        if user is None:
+            raise DeskError("no_signing_key", f"no desk user {login}")
+        try:
+            return officer_for(self.settings, user)
+        except OfficerKeyError as exc:
+            raise DeskError(exc.code, exc.message) from None
+
+    def _named_officer(self, login: str) -> Officer:
+        """With the personal signature turned off (``officer_signature = false``): the user's name
+        for the mark and the receipt, no key needed."""
+        user = self.access.get_user(login)
+        name = user.display_name if user is not None else login
+        return replace(self.pipeline.default_officer, full_name=name, login=login)
+
+    def signing_problem(self, login: str) -> str | None:
+        """Why ``login`` cannot confirm documents now (an ``error.<code>`` key), or ``None``."""
+        if not self.settings.officer_signature:
+            return None
+        try:
+            self.officer(login)
+        except DeskError as exc:
+            return exc.code
+        return None
 
     def resume(self) -> int:
         """Queue again every draft a previous run received but did not finish analyzing."""
@@ -183,6 +240,7 @@ class DeskService:
                                   files=files)
         log.info("desk: draft %s received, %d file(s)", draft.id, len(files))
         self._pool.submit(self._process, draft.id)
+        self._pool.submit(self._warm_officer, officer)
         return draft
 
     def _process(self, draft_id: str) -> None:
@@ -346,8 +404,9 @@ class DeskService:
             return draft
 
     # ---- confirm --------------------------------------------------------------------------------
-    def confirm(self, draft_id: str) -> Draft:
-        """Convert, sign and store the reviewed document; verify it; write the receipt."""
+    def confirm(self, draft_id: str, officer: str) -> Draft:
+        """Convert, sign (with ``officer``'s personal key: the desk user confirming) and store the
+        reviewed document; verify it; write the receipt."""
         with self.store.lock(draft_id):
             draft = self.store.get(draft_id)
             if draft.status == "confirmed":
@@ -361,20 +420,22 @@ class DeskService:
             doc_type = draft.effective_type
             if doc_type == UNKNOWN or doc_type not in load_catalog():
                 raise DeskError("choose_type")
+            signer = (self.officer(officer) if self.settings.officer_signature
+                      else self._named_officer(officer))
             if draft.record_uri is None or f".{doc_type}." not in draft.record_uri:
                 draft.record_uri = self.pipeline.repository.new_record_uri(
                     self.settings.agency_code, doc_type)
             draft.status = "confirming"
             self.store.save(draft)
         try:
-            return self._finalize(draft_id, rows)
+            return self._finalize(draft_id, rows, signer)
         except Exception:
             with self.store.editing(draft_id) as d:
                 if d.status == "confirming":
                     d.status = "ready"
             raise
 
-    def _finalize(self, draft_id: str, rows: list[FieldRow]) -> Draft:
+    def _finalize(self, draft_id: str, rows: list[FieldRow], officer: Officer | None) -> Draft:
         t0 = time.perf_counter()
         draft = self.store.get(draft_id)
         analysis = arrange(self.analysis(draft_id), draft.pages)
@@ -391,9 +452,18 @@ class DeskService:
         files = [InputFile(n, d) for n, d in self.store.read_uploads(draft)]
         doc = DocumentInput(files=files, owner_id=draft.owner_id, doc_type=doc_type,
                             field_corrections=corrections, dossier_code=draft.dossier_code,
-                            uri=draft.record_uri)
+                            uri=draft.record_uri, officer=officer)
         with self._finalize_lock:  # decoding the scans again is cheap; OCR is not repeated
-            result = self.pipeline.finalize(doc, load_pages(files), analysis)
+            if officer is not None and self.settings.officer_signature:
+                try:
+                    self.pipeline.officer_signer(officer)
+                except SigningError as exc:
+                    raise DeskError("signing_key_unusable", str(exc)) from None
+            try:
+                result = self.pipeline.finalize(doc, load_pages(files), analysis)
+            except SigningError as exc:  # e.g. an expired/revoked certificate, TSA unreachable
+                log.warning("desk: signing draft %s failed: %s", draft_id, exc)
+                raise DeskError("signing_failed", str(exc)) from None
             stored = self.pipeline.repository.get(result.stored.uri, result.stored.version)
         report = verify_pdf(stored.pdf, trust_roots(self.settings))
         confirmed_at = now()
@@ -402,7 +472,9 @@ class DeskService:
                           doc_type=doc_type,
                           verdict=report.verdict, verdict_vi=report.message_vi,
                           verdict_en=report.message_en, signatures=len(report.signatures),
-                          confirmed_at=confirmed_at, seconds=round(time.perf_counter() - t0, 3))
+                          confirmed_at=confirmed_at, seconds=round(time.perf_counter() - t0, 3),
+                          officer=(officer.login or "") if officer else "",
+                          officer_name=result.record.conversion.officer_name)
         receipt = build_receipt(self._receipt_info(draft, outcome, result.record.conversion.lookup_url,
                                                    len(analysis.pages)))
         self.store.write_receipt(draft_id, receipt)
@@ -416,7 +488,7 @@ class DeskService:
         passed = outcome.verdict == TOTAL_PASSED
         summary = (f"Hợp lệ ({outcome.signatures} chữ ký số)" if passed
                    else f"{outcome.verdict}: {outcome.verdict_vi}")
-        return ReceiptInfo(agency_name=s.agency_name, desk=s.desk, officer_name=s.officer_name,
+        return ReceiptInfo(agency_name=s.agency_name, desk=s.desk, officer_name=outcome.officer_name,
                            owner_masked=mask_id(draft.owner_id),
                            doc_type_name=load_catalog().get(outcome.doc_type).name_vi,
                            pages=pages, uri=outcome.uri, version=outcome.version,
