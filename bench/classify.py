@@ -48,7 +48,7 @@ from samples.generator import DOC_TYPES, OTHER_TYPES, render_document
 
 CACHE_VERSION = 2  # bump when the generated pages change (v2: a capture seed per document)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pdf")
-GOOD_KINDS = ("clean_300", "scan_200", "red_seal", "rotated")  # target: type >= 98%, F1 >= 95%
+GOOD_KINDS = ("clean_300", "scan_200", "red_seal", "rotated", "punched")  # target: type >= 98%, F1 >= 95%
 HARD_KINDS = ("bad_150", "phone_photo", "faded")  # target: type >= 95%, F1 >= 90%
 
 

@@ -11,6 +11,9 @@ same pixels. Kinds (``KINDS``):
 - ``faded``       old photocopy: ink lightened to gray, yellowed paper, low contrast
 - ``red_seal``    colour scan that keeps a red seal (draw it with the generator: ``seal=True``)
   over the signature block: slight blur, noise, JPEG q85, small skew
+- ``punched``     archive file page at 300 dpi: two filing holes (ISO 838: 6 mm, 80 mm apart,
+  12 mm from the edge) showing the scanner's black lid, a dark lid band along one edge,
+  yellowed paper, small skew
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import zlib
 import cv2
 import numpy as np
 
-KINDS: tuple[str, ...] = ("clean_300", "scan_200", "bad_150", "rotated", "phone_photo", "faded", "red_seal")
+KINDS: tuple[str, ...] = ("clean_300", "scan_200", "bad_150", "rotated", "phone_photo", "faded", "red_seal",
+                          "punched")
 
 
 def degrade(image: np.ndarray, kind: str, seed: int, dpi: int = 300) -> tuple[np.ndarray, int]:
@@ -136,6 +140,42 @@ def phone_photo_corners(image: np.ndarray, seed: int, dpi: int = 300) -> np.ndar
     return _phone_layout(rng, pw, ph)[3]
 
 
+def _punched(image: np.ndarray, rng: np.random.Generator, dpi: int) -> tuple[np.ndarray, int]:
+    out = to_bgr(resample(image, dpi, 300))
+    out = tint_paper(out, (205, 225, 232))
+    punch_holes(out, 300, lid=int(rng.integers(15, 45)))
+    out = rotate(out, rng.uniform(-1.0, 1.0))
+    # the scanner lid shows past one edge of the sheet (the sheet lay off the glass's corner)
+    side = int(rng.integers(0, 4))
+    band = int(rng.uniform(2.0, 6.0) / 25.4 * 300)
+    lid = (20, 20, 20)
+    if side == 0:
+        out[:band] = lid
+    elif side == 1:
+        out[-band:] = lid
+    elif side == 2:
+        out[:, -band:] = lid
+    else:
+        out[:, :band // 2] = lid  # the punched edge: only a thin band, the holes stay on the page
+    out = blur(out, 0.6)
+    out = add_noise(out, rng, 4.0)
+    return jpeg(out, 85), 300
+
+
+def punch_holes(image: np.ndarray, dpi: float, lid: int = 25) -> list[tuple[int, int, int]]:
+    """Two ISO 838 filing holes along the left edge of a portrait page, drawn in place in the
+    scanner lid's tone; returns their (x, y, radius) in pixels."""
+    mm = dpi / 25.4
+    height = image.shape[0]
+    radius = int(round(3.0 * mm))
+    x = int(round(12.0 * mm))
+    holes = [(x, int(round(height / 2 + dy * mm)), radius) for dy in (-40.0, 40.0)]
+    colour = (lid,) * (1 if image.ndim == 2 else image.shape[2])
+    for cx, cy, r in holes:
+        cv2.circle(image, (cx, cy), r, colour, thickness=-1, lineType=cv2.LINE_AA)
+    return holes
+
+
 _KIND_FUNCS = {
     "clean_300": _clean_300,
     "scan_200": _scan_200,
@@ -144,6 +184,7 @@ _KIND_FUNCS = {
     "phone_photo": _phone_photo,
     "faded": _faded,
     "red_seal": _red_seal,
+    "punched": _punched,
 }
 
 

@@ -15,7 +15,8 @@ def page():
 
 
 def test_kinds_are_the_documented_set() -> None:
-    assert set(KINDS) == {"clean_300", "scan_200", "bad_150", "rotated", "phone_photo", "faded", "red_seal"}
+    assert set(KINDS) == {"clean_300", "scan_200", "bad_150", "rotated", "phone_photo", "faded", "red_seal",
+                          "punched"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -27,7 +28,8 @@ def test_each_kind_is_deterministic_and_returns_its_dpi(page, kind: str) -> None
     if kind in ("scan_200", "phone_photo"):
         other, _ = degrade(page.image, kind, seed=5, dpi=page.dpi)
         assert first.shape != other.shape or not np.array_equal(first, other)
-    expected = {"clean_300": 300, "scan_200": 200, "bad_150": 150, "rotated": 300, "faded": 300, "red_seal": 300}
+    expected = {"clean_300": 300, "scan_200": 200, "bad_150": 150, "rotated": 300, "faded": 300, "red_seal": 300,
+                "punched": 300}
     if kind in expected:
         assert dpi == expected[kind]
         long_side = max(first.shape[:2])
@@ -63,3 +65,16 @@ def test_bad_input() -> None:
         degrade(np.zeros((10, 10), np.uint8), "coffee_stain", seed=1)
     with pytest.raises(ValueError):
         degrade(np.zeros((10, 10), np.float64), "faded", seed=1)
+
+
+def test_punched_page_has_two_filing_holes_in_the_left_margin() -> None:
+    doc = render_document("quyet_dinh", 3, dpi=300)
+    punched, dpi = degrade(doc.image, "punched", seed=2, dpi=300)
+    gray = cv2.cvtColor(punched, cv2.COLOR_BGR2GRAY)
+    margin = gray[:, int(5 / 25.4 * dpi):int(20 / 25.4 * dpi)] < 80  # 5-20 mm from the left edge
+    count, _, stats, _ = cv2.connectedComponentsWithStats(margin.astype(np.uint8), connectivity=8)
+    diameter = 6 / 25.4 * dpi
+    holes = [s for s in stats[1:]  # round 6 mm blobs (not the scanner lid's band)
+             if abs(s[cv2.CC_STAT_WIDTH] / diameter - 1) < 0.25 and abs(s[cv2.CC_STAT_HEIGHT] / diameter - 1) < 0.25]
+    assert len(holes) == 2
+    assert abs(holes[1][cv2.CC_STAT_TOP] - holes[0][cv2.CC_STAT_TOP]) == pytest.approx(80 / 25.4 * dpi, rel=0.03)

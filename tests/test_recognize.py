@@ -27,7 +27,7 @@ def generated():
 
 @pytest.fixture(scope="module")
 def generated_text(generated):
-    clean = clean_page(SourcePage("gks.png", 0, generated.image, 200.0), PreprocessOptions(min_ocr_dpi=250))
+    clean = clean_page(SourcePage("gks.png", 0, generated.image, 200.0), PreprocessOptions(min_ocr_dpi=250, target_ocr_dpi=300))
     return clean, recognize(clean)
 
 
@@ -170,3 +170,18 @@ def test_bad_scan_signature_is_not_read_as_text() -> None:
     raw = recognize(clean_page(SourcePage("bad.png", 0, image, float(dpi))), OcrOptions(drop_graphics=False))
     assert len(raw.words) > len(page.words)  # something was read from the scribble, and dropped
     assert cer_flex(doc.text, page.text) < 0.01 and cer_flex(doc.text, page.text) < cer_flex(doc.text, raw.text)
+
+
+@pytest.mark.slow
+def test_archive_page_with_filing_holes_reads_clean() -> None:
+    """Punched holes stay in the archive image (they are part of the paper) and yield no text."""
+    from samples.degrade import degrade
+
+    doc = render_document("quyet_dinh", 9, dpi=300)
+    image, dpi = degrade(doc.image, "punched", seed=3, dpi=300)
+    clean = clean_page(SourcePage("archive.png", 0, image, float(dpi)))
+    page = recognize(clean)
+    margin = int(20 / 25.4 * dpi)  # the holes sit 9-15 mm from the left edge
+    assert (clean.archive_image[:, :margin].min(axis=2) < 80).sum() > 5000  # the holes are still there
+    assert not [w for w in page.words if w.left + w.width < margin]
+    assert cer_flex(doc.text, page.text) < 0.01
