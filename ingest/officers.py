@@ -146,13 +146,20 @@ def officer_by_login(settings: Settings, access: Any, login: str) -> Officer:
 
 def spec_for(settings: Settings, kind: str, ref_json: str) -> SignerSpec:
     """The ``SignerSpec`` of a stored reference (secrets come from the server, not the DB)."""
-    from signing.signer import SignerSpec
-
     try:
         ref = json.loads(ref_json)
-    except ValueError as exc:
-        raise OfficerKeyError("signing_key_unusable", "the stored key reference is not JSON") from exc
+        return _spec(settings, kind, ref)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise OfficerKeyError("signing_key_unusable", "the stored key reference is malformed") from exc
+
+
+def _spec(settings: Settings, kind: str, ref: dict[str, Any]) -> SignerSpec:
+    from signing.signer import SignerSpec
+
     home = settings.officers_dir
+    for name in (ref.get("file"), ref.get("cert_file")):
+        if name is not None and (not isinstance(name, str) or Path(name).name != name or name.startswith(".")):
+            raise OfficerKeyError("signing_key_unusable", "the stored key reference names a file outside officers/")
     cert = str(home / ref["cert_file"]) if ref.get("cert_file") else None
     if kind == "pkcs12":
         return SignerSpec(kind="pkcs12", path=str(home / ref["file"]),
@@ -239,7 +246,7 @@ def discard_files(settings: Settings, kind: str | None, ref_json: str | None) ->
     except ValueError:
         return
     for name in (ref.get("file"), ref.get("cert_file")):
-        if name and "/" not in name:
+        if isinstance(name, str) and name and Path(name).name == name and not name.startswith("."):
             (settings.officers_dir / name).unlink(missing_ok=True)
 
 

@@ -436,3 +436,30 @@ def test_ingest_signs_as_the_officer_given(home, tmp_path, monkeypatch):
     assert default.exit_code == 0, default.output
     got = _stored(settings, json.loads(default.stdout.splitlines()[-1])["uri"])
     assert _signatures(got.pdf)["Sig_officer"][0] == settings.officer_name
+
+
+def test_bulk_run_signs_as_the_officer_given(home, tmp_path):
+    import csv
+
+    from ingest.officers import issue_dev_key
+
+    settings = _settings(home)
+    phuc = issue_dev_key(settings, "phuc", "Lương Văn Phúc")
+    _add_user(settings, "phuc", "Lương Văn Phúc", phuc)
+    src = tmp_path / "box"
+    src.mkdir()
+    (src / "ks.jpg").write_bytes(SAMPLE.read_bytes())
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,owner_id,doc_type\nks.jpg,{OWNER},giay_khai_sinh\n", "utf-8")
+    refused = _sohoa(home, "bulk", "run", str(src), "--manifest", str(manifest), "--officer", "tam-khong-co")
+    assert refused.returncode == 4, refused.stderr
+    run = _sohoa(home, "bulk", "run", str(src), "--manifest", str(manifest), "--workers", "1", "--plain",
+                 "--officer", "phuc")
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_id = run.stderr.split("bulk run ", 1)[1].split()[0]
+    report = tmp_path / "report.csv"
+    assert _sohoa(home, "bulk", "report", run_id, "-o", str(report)).returncode == 0
+    rows = [r for r in csv.DictReader(report.read_text("utf-8-sig").splitlines()) if r.get("record_uri")]
+    assert len(rows) == 1
+    got = _stored(settings, rows[0]["record_uri"])
+    assert _signatures(got.pdf)["Sig_officer"][:2] == ("Lương Văn Phúc", _cert_sha256(phuc.ref))
