@@ -123,6 +123,26 @@ def sohoa_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+# ---- SoftHSM2 ----------------------------------------------------------------------------------
+def use_softhsm_conf(conf: Path | None, monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """Point SoftHSM2 at a test's own token directory (``None``: back to the default).
+
+    SoftHSM2 reads ``SOFTHSM2_CONF`` once, at C_Initialize, and python-pkcs11 keeps one library
+    object per process, so with pytest-xdist a second test in the same worker process would still
+    see the first test's tokens: every test that brings its own tokens re-initializes it."""
+    import pkcs11
+
+    from signing.pki import SOFTHSM_MODULE
+    if monkeypatch is not None:
+        (monkeypatch.setenv("SOFTHSM2_CONF", str(conf)) if conf is not None
+         else monkeypatch.delenv("SOFTHSM2_CONF", raising=False))
+    elif conf is not None:
+        os.environ["SOFTHSM2_CONF"] = str(conf)
+    else:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    pkcs11.lib(SOFTHSM_MODULE).reinitialize()
+
+
 # ---- poppler's pdfsig, the independent signature check ---------------------------------------
 def nss_db(directory: Path, root_pem: Path) -> str:
     """An NSS database that trusts exactly ``root_pem`` (for pdfsig)."""

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import free_port, nss_db, pdfsig
+from tests.conftest import free_port, nss_db, pdfsig, use_softhsm_conf
 
 SOHOA = str(Path(sys.executable).parent / "sohoa")
 AGENCY = "Uỷ ban nhân dân phường Bến Nghé"
@@ -377,7 +377,7 @@ def test_officer_keys_on_one_pkcs11_token_and_at_a_remote_signer(home, tmp_path,
     token = dev_softhsm_token(pki, hai_p12, tmp_path / "hsm", label="officers", key_label="hai", key_id="11")
     dev_softhsm_token(pki, khoa_p12, tmp_path / "hsm", label="officers", key_label="khoa", key_id="12",
                       new_token=False)
-    monkeypatch.setenv("SOFTHSM2_CONF", str(token.conf))
+    use_softhsm_conf(token.conf, monkeypatch)
     settings = _settings(home, pkcs11_pin=token.pin, pkcs11_module=token.module)
     hai = pkcs11_key(settings, "hai", key_label="hai", token_label="officers")
     khoa = pkcs11_key(settings, "khoa", key_label="khoa", token_label="officers")

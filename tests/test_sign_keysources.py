@@ -12,6 +12,7 @@ from signing.devserver import serve_remote_signer
 from signing.pki import SOFTHSM_MODULE, DevPki, dev_softhsm_token, softhsm_available
 from signing.signer import SignerSpec, SigningError, open_signer
 from signing.verify import verify_pdf
+from tests.conftest import use_softhsm_conf
 from tests.test_sign_pades import (  # noqa: F401 - module-scoped fixtures reused here
     AGENCY,
     AGENCY_BOX,
@@ -45,12 +46,9 @@ def softhsm_token(pki: DevPki, tmp_path_factory: pytest.TempPathFactory):
     token = dev_softhsm_token(pki, pki.agency_p12, tmp_path_factory.mktemp("softhsm"),
                               label=TOKEN, pin=USER_PIN, key_label="agency")
     previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ.update(token.environ())
+    use_softhsm_conf(token.conf)
     yield token.conf.parent
-    if previous is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = previous
+    use_softhsm_conf(Path(previous) if previous else None)
 
 
 def test_pkcs11_token_signs_b_t_and_verifies(softhsm_token, pki, tsa_url, nssdb, tmp_path):
