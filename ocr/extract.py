@@ -471,6 +471,8 @@ def extract_agency(lines: Sequence[Line]) -> FieldValue | None:
     for line in header:
         if number is not None and line is number[0]:
             break
+        if line.words and any(fuzz.ratio(_key(line.text), t) >= 85 for t in titles):
+            break  # a centred title (nothing of it left of the split): the header is over
         part = _left_part(line, split)
         raw = line.text[part.start:part.end]
         if not line.words:  # plain text: drop the motto read on the same line

@@ -80,6 +80,22 @@ def test_motto_glued_to_the_agency_is_cut_off() -> None:
     assert agency.value == "ỦY BAN NHÂN DÂN TỈNH ĐỒNG NAI" and agency.valid
 
 
+def test_application_without_agency_block_has_no_agency() -> None:
+    """An application (đơn) has only the centred motto and title above its body: the body's
+    upper-case label "Số CCCD:" must not be taken for an issuing agency."""
+    words = (
+        _words_line(_spaced("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 700), 200, 0)
+        + _words_line(_spaced("Độc lập - Tự do - Hạnh phúc", 850), 260, 1)
+        + _words_line(_spaced("ĐƠN ĐỀ NGHỊ", 1000), 400, 2)
+        + _words_line(_spaced("HỖ TRỢ KINH PHÍ HỌC NGHỀ", 850), 460, 3)
+        + _words_line(_spaced("Tôi tên là: BÙI MỸ TRANG", 460), 620, 4)
+        + _words_line(_spaced("Số CCCD: 054160063939", 460), 700, 5)
+    )
+    page = PageText(index=0, width=A4_300[0], height=A4_300[1], dpi=300, words=words, text="")
+    agency = extract_fields("don_de_nghi", [page]).get("co_quan_ban_hanh")
+    assert agency is None or agency.value is None
+
+
 def test_column_split_follows_the_motto_on_an_offset_photo() -> None:
     """A photo whose page sits right of centre: a fixed fraction would cut the agency line."""
     dx = 700
