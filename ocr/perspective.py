@@ -31,6 +31,7 @@ MIN_AREA, MAX_AREA = 0.2, 0.95  # sheet area as a share of the picture
 MIN_EDGE_SUPPORT = 0.6  # every side: share of its length on a real paper/background step
 EDGE_STEP = 0.18  # log-intensity step (paper ~1.2x brighter than right outside) that counts as edge
 REFINE_SEARCH = 0.05  # a side is looked for this far (x long side) on either side of the mask's
+EDGE_INSET = 0.005  # share of the flat page trimmed along each edge
 PAPER_ASPECTS = (210 / 297, 297 / 210)  # A-series (A4, A5...): what Vietnamese offices print on
 PAPER_SNAP = 0.06
 PHONE_FOCAL = 0.8  # focal length / long side of a phone's main camera (26-28 mm equivalent)
@@ -242,7 +243,11 @@ def warp_page(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
     width, height = int(round(width)), int(round(height))
     target = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(corners, target)
-    return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    flat = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # the outermost ~1 mm: the sheet's blurred edge and a sliver of table, which the quality gate
+    # would otherwise take for text cut off at the edge (paper margins are >= 15 mm)
+    inset = max(1, int(round(EDGE_INSET * min(width, height))))
+    return np.ascontiguousarray(flat[inset:height - inset, inset:width - inset])
 
 
 def sheet_aspect(corners: np.ndarray, image_width: int, image_height: int,

@@ -30,7 +30,7 @@ def test_sheet_corners_and_aspect_on_generated_photos(doc, seed: int) -> None:
     flat = warp_page(photo, found)
     assert flat.shape[1] / flat.shape[0] == pytest.approx(A4, rel=0.01)
     # nothing of the sheet is shrunk: the flat page is at least as tall as its longest side in the photo
-    assert flat.shape[0] >= 0.99 * max(np.linalg.norm(truth[3] - truth[0]), np.linalg.norm(truth[2] - truth[1]))
+    assert flat.shape[0] >= 0.98 * max(np.linalg.norm(truth[3] - truth[0]), np.linalg.norm(truth[2] - truth[1]))
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "phone_photo"])
