@@ -3,6 +3,7 @@ processes is killed -9 mid-page. Same task function and idempotency as the local
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,4 +67,7 @@ def test_celery_engine_two_workers_one_killed_mid_page(tmp_path, redis_url):
     assert next(r for r in rows if r["seq"] == victim["seq"])["attempts"] >= 2
     assert_exactly_once(env, rows, stored_manifests_local(env))
     texts = [log.read_text(errors="replace") for log in logs]
-    assert all("sohoa.bulk.process_unit" in t and "succeeded" in t for t in texts), "both workers took units"
+    # Both took units; which of them finished the requeued one is a race (the killed worker's new
+    # pool process may still be loading when the other has done the rest).
+    assert all(re.search(r"sohoa\.bulk\.process_unit\[[^]]+\] received", t) for t in texts), "both workers took units"
+    assert any("succeeded" in t for t in texts)
