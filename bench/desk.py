@@ -116,8 +116,9 @@ def main() -> None:
     env = dict(os.environ, SOHOA_HOME=str(home), OMP_THREAD_LIMIT="1")
     if not (home / "config.toml").exists():
         sohoa(env, "init")
-    sohoa(env, "users", "add", "bench", "--role", "officer", "--password-stdin", "--replace",
-          stdin="bench-password-1\n")
+    # a full name on a dev install: the officer gets a personal (development) signing key
+    sohoa(env, "users", "add", "bench", "--role", "officer", "--full-name", "Nguyễn Thị Lan",
+          "--password-stdin", "--replace", stdin="bench-password-1\n")
     load_before = os.getloadavg()
     port = free_port()
     server = start_server(env, port, work / "server.log")
