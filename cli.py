@@ -703,8 +703,11 @@ def _audit_cli_action(settings: Settings, repo, action: str, **fields) -> None:
     from api.app import audit_key_path
     from repository.audit import AuditEntry, AuditLog, load_or_create_service_key
     log = AuditLog(repo.engine)
-    log.append([AuditEntry(actor=f"cli:{getpass.getuser()}", actor_kind="admin", action=action, **fields)])
-    log.checkpoint(load_or_create_service_key(audit_key_path(settings)))
+    try:
+        log.append([AuditEntry(actor=f"cli:{getpass.getuser()}", actor_kind="admin", action=action, **fields)])
+        log.checkpoint(load_or_create_service_key(audit_key_path(settings)))
+    finally:
+        log.close()
 
 
 @app.command()

@@ -172,6 +172,8 @@ class Services:
                 self._audit_writer = None
             if self._access is not None:
                 self._access.close()
+            if self._audit_log is not None:
+                self._audit_log.close()
             if self._repository is not None:
                 self._repository.close()
                 self._repository = None

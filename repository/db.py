@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -67,6 +67,39 @@ def retry_on_disconnect(engine: Engine, operation: str, work: Callable[[Connecti
                 raise
         with engine.connect() as conn:  # SQLAlchemy has invalidated the pool's stale connections
             return work(conn)
+
+
+def run_on_cursor(engine: Engine, operation: str, work: Callable[[Any, dict], T]) -> T:
+    """:func:`retry_on_disconnect` for the hottest statements: ``work(cursor, info)`` gets a
+    DB-API cursor of a pooled connection of ``engine`` and that connection's ``info`` dict (for
+    per-connection state such as prepared statements), without a SQLAlchemy ``Connection`` or
+    result object around it (those cost more Python time than the statement's round trip).
+
+    Driver errors come out as SQLAlchemy's exceptions (``IntegrityError``...), connection-level
+    ones as :class:`StorageUnavailable`, as through a ``Connection``. A connection that turns
+    out dead is discarded and ``work`` runs once more on a fresh one, so ``work`` must be safe to
+    repeat (a read, or a statement that can tell it already happened)."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    with db_errors(operation):
+        for attempt in (1, 2):
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    return work(cursor, raw.info)
+                finally:
+                    cursor.close()
+            except dbapi_error as exc:
+                dead = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
+                if dead:
+                    raw.invalidate(exc)
+                    if attempt == 1:
+                        continue
+                raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=dead,
+                                          dialect=engine.dialect) from exc
+            finally:
+                raw.close()
+    raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 (DB-API connection)
