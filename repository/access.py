@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 import unicodedata
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
-from .db import db_errors, make_autocommit_engine, retry_on_disconnect
+from .db import db_errors, make_autocommit_engine, retry_on_disconnect, run_on_cursor
 from .errors import InvalidRequest, RecordNotFound
 from .models import Base, Blob, Owner, Record, Version
 
@@ -572,20 +573,36 @@ def _pg_prepared_text(statement, dialect) -> tuple[str, tuple[str, ...], dict]: 
     return _PG_PLACEHOLDER.sub(number, compiled.string).replace("%%", "%"), tuple(order), dict(compiled.params)
 
 
-def _first_prepared(conn, name: str, statement, params: dict):  # noqa: ANN001, ANN202 (Connection, Select -> Row)
-    """The first row of ``statement``; on PostgreSQL through a server-side prepared statement
-    (per connection, made on first use), because planning this many-join query costs the server
-    several times more than running it. Other databases run the statement as is."""
-    if conn.dialect.name != "postgresql":
-        return conn.execute(statement, params).first()
-    body, order, defaults = _pg_prepared_text(statement, conn.dialect)
+def _first_prepared(engine: Engine, operation: str, name: str, statement, params: dict):  # noqa: ANN001, ANN202 (Select -> row)
+    """The first row of ``statement`` (attribute access by column label), or ``None``.
+
+    On PostgreSQL through a server-side prepared statement (per connection, made on first use),
+    because planning this many-join query costs the server several times more than running it,
+    on a bare DB-API cursor (:func:`repository.db.run_on_cursor`: SQLAlchemy's result machinery
+    costs more Python time than the round trip). Other databases run the statement as is."""
+    if engine.dialect.name != "postgresql":
+        return retry_on_disconnect(engine, operation, lambda conn: conn.execute(statement, params).first())
+    body, order, defaults = _pg_prepared_text(statement, engine.dialect)
     values = {**defaults, **params}
-    args = ", ".join(f"%({n})s" for n in order)
-    prepared = conn.connection.info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
-    if name not in prepared:
-        conn.exec_driver_sql(f"PREPARE {name} AS {body}")
-        prepared.add(name)
-    return conn.exec_driver_sql(f"EXECUTE {name}({args})", {n: values[n] for n in order}).first()
+    args = [values[n] for n in order]
+    execute = f"EXECUTE {name}({', '.join(['%s'] * len(order))})"
+    row_type = _row_type(tuple(statement.selected_columns.keys()))
+
+    def work(cursor, info: dict):  # noqa: ANN001, ANN202 (DB-API cursor -> row)
+        prepared = info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
+        if name not in prepared:
+            cursor.execute(f"PREPARE {name} AS {body}")
+            prepared.add(name)
+        cursor.execute(execute, args)
+        row = cursor.fetchone()
+        return None if row is None else row_type._make(row)
+
+    return run_on_cursor(engine, operation, work)
+
+
+@functools.cache
+def _row_type(columns: tuple[str, ...]) -> type:
+    return namedtuple("PreparedRow", columns)  # type: ignore[misc]
 
 
 def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
@@ -962,7 +979,7 @@ class AccessStore:
         if version is not None:
             params["version"] = version
         name, statement = f"sohoa_reader_{int(version is not None)}", _reader_statement(version is not None)
-        row = retry_on_disconnect(self.reads, "read record", lambda conn: _first_prepared(conn, name, statement, params))
+        row = _first_prepared(self.reads, "read record", name, statement, params)
         if row is None:
             return None
         grant = _prefixed(row, "g_", _GRANT_COLUMNS)
