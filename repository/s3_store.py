@@ -12,18 +12,24 @@ RGW sends ``RetainUntilDate`` with nine fractional digits, which minio-py 7.2's
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.helpers import queryencode, quote
 from minio.retention import Retention as MinioRetention
+from minio.time import to_amz_date, to_signer_date, utcnow
 from minio.versioningconfig import VersioningConfig
 
 from .config import RepositoryConfig
@@ -43,14 +49,97 @@ def parse_s3_datetime(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+class GetPresigner:
+    """SigV4 query-string presigning of GETs (AWS "Authenticating Requests: Using Query
+    Parameters"), made for the API's redirect path: minio derives the signing key anew for every
+    URL (four HMACs) and rebuilds the bucket URL through its generic request builder, which
+    together cost several times the signature itself. This keeps the day's signing key and the
+    bucket's URL prefix, and signs exactly what minio would sign.
+
+    It is made from one URL that minio itself presigned (:meth:`from_reference`: its endpoint,
+    path style, region and credential scope), and checked against minio on a second key and
+    date: any difference (virtual-host style, session tokens, a changed library) and no
+    presigner is made, so the caller keeps using minio's."""
+
+    PROBE_KEY = "probe/ký tự ~ (1) + a&b=c.pdf"
+    PROBE_HEADERS = {"response-content-type": "application/pdf",
+                     "response-content-disposition": 'attachment; filename="hồ sơ 1;2.pdf"'}
+
+    def __init__(self, base: str, path_prefix: str, access_key: str, secret_key: str, region: str) -> None:
+        self.base, self.path_prefix = base, path_prefix
+        self.access_key, self.region = access_key, region
+        self._host = base.split("://", 1)[1]
+        self._secret = ("AWS4" + secret_key).encode()
+        self._key_lock = threading.Lock()
+        self._day_key: tuple[str, str, bytes] = ("", "", b"")
+
+    @classmethod
+    def from_reference(cls, client: Minio, bucket: str, secret_key: str) -> GetPresigner | None:
+        date = utcnow()
+        ref = client.presigned_get_object(bucket, cls.PROBE_KEY, expires=timedelta(seconds=60),
+                                          response_headers=dict(cls.PROBE_HEADERS), request_date=date)
+        parts = urlsplit(ref)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        credential = query.get("X-Amz-Credential", "").split("/")
+        suffix = "/" + quote(cls.PROBE_KEY)
+        if len(credential) != 5 or credential[3:] != ["s3", "aws4_request"] or not parts.path.endswith(suffix):
+            return None
+        presigner = cls(f"{parts.scheme}://{parts.netloc}", parts.path[: -len(suffix)], credential[0], secret_key,
+                        credential[2])
+        checks = [(cls.PROBE_KEY, cls.PROBE_HEADERS, date), ("a/b c.json", None, date - timedelta(days=1, seconds=7))]
+        for key, headers, when in checks:
+            theirs = client.presigned_get_object(bucket, key, expires=timedelta(seconds=61),
+                                                 response_headers=dict(headers) if headers else None, request_date=when)
+            if presigner.url(key, expires=timedelta(seconds=61), response_headers=headers, date=when) != theirs:
+                return None
+        return presigner
+
+    def _day(self, day: str) -> tuple[str, bytes]:
+        """The day's encoded ``X-Amz-Credential`` and signing key (derived once a day)."""
+        cached = self._day_key
+        if cached[0] == day:
+            return cached[1], cached[2]
+        key = self._secret
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        credential = queryencode(f"{self.access_key}/{day}/{self.region}/s3/aws4_request")
+        with self._key_lock:
+            self._day_key = (day, credential, key)
+        return credential, key
+
+    def url(self, key: str, *, expires: timedelta, response_headers: dict[str, str] | None = None,
+            date: datetime | None = None) -> str:
+        date = date or utcnow()
+        seconds = int(expires.total_seconds())
+        if not 1 <= seconds <= 604800:
+            raise ValueError("expires must be between 1 second to 7 days")
+        day, stamp = to_signer_date(date), to_amz_date(date)
+        credential, signing_key = self._day(day)
+        path = f"{self.path_prefix}/{quote(key)}"
+        query = "&".join(f"{queryencode(k)}={queryencode(v)}" for k, v in sorted((response_headers or {}).items()))
+        amz = (f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={credential}"
+               f"&X-Amz-Date={stamp}&X-Amz-Expires={seconds}&X-Amz-SignedHeaders=host")
+        query = f"{query}&{amz}" if query else amz
+        canonical_query = "&".join("=".join(pair) for pair in sorted(p.split("=") for p in query.split("&")))
+        canonical = f"GET\n{path}\n{canonical_query}\nhost:{self._host}\n\nhost\nUNSIGNED-PAYLOAD"
+        to_sign = (f"AWS4-HMAC-SHA256\n{stamp}\n{day}/{self.region}/s3/aws4_request\n"
+                   f"{hashlib.sha256(canonical.encode()).hexdigest()}")
+        signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return f"{self.base}{path}?{query}&X-Amz-Signature={signature}"
+
+
 class S3ObjectStore:
     """One bucket of an S3 server."""
 
-    def __init__(self, client: Minio, bucket: str, *, object_lock: bool = True) -> None:
+    def __init__(self, client: Minio, bucket: str, *, object_lock: bool = True,
+                 secret_key: str | None = None) -> None:
         self._client = client
         self.bucket = bucket
         self._want_lock = object_lock
         self._lock = False
+        self._secret_key = secret_key  # lets presigned_get_url keep the day's signing key
+        self._presigner: GetPresigner | None | bool = None  # False: minio signs each URL itself
+        self._presigner_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: RepositoryConfig) -> S3ObjectStore:
@@ -72,7 +161,7 @@ class S3ObjectStore:
             region=config.s3_region,
             http_client=http,
         )
-        return cls(client, config.s3_bucket, object_lock=config.object_lock)
+        return cls(client, config.s3_bucket, object_lock=config.object_lock, secret_key=config.s3_secret_key)
 
     @property
     def kind(self) -> str:
@@ -141,6 +230,16 @@ class S3ObjectStore:
         query signature, computed locally; ``response_headers`` such as ``response-content-type``
         are part of the signature)."""
         with _s3_errors("presign", key):
+            presigner = self._presigner
+            if presigner is None:
+                with self._presigner_lock:
+                    if self._presigner is None:
+                        made = GetPresigner.from_reference(self._client, self.bucket, self._secret_key) \
+                            if self._secret_key else None
+                        self._presigner = made if made is not None else False
+                    presigner = self._presigner
+            if presigner:
+                return presigner.url(key, expires=expires, response_headers=response_headers)
             return self._client.presigned_get_object(self.bucket, key, expires=expires,
                                                      response_headers=response_headers)
 
