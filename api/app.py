@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth import KeyCache
 from api.errors import install_error_handlers
+from api.fast_reads import FastReads
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
 from ingest.settings import Settings
@@ -222,6 +223,7 @@ def create_app(settings: Settings, options: ApiOptions | None = None) -> FastAPI
     desk = _desk_router()
     if desk is not None:
         app.include_router(desk)
+    app.add_middleware(FastReads, fastapi_app=app)  # inside the metrics: its answers are counted too
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
 

@@ -208,8 +208,34 @@ async def current_principal(request: Request) -> Principal:
     principal = await authenticate(request)
     if principal is None:
         raise unauthenticated()
+    return admit(request, principal)
+
+
+def admit(request: Request, principal: Principal) -> Principal:
+    """The authenticated ``principal``, once the rate limit lets the request through."""
     enforce_rate_limit(request, principal)
     request.state.principal = principal
+    return principal
+
+
+def cached_key_principal(request: Request) -> Principal | None:
+    """The principal of a well-formed API key that was verified within the cache lifetime, or
+    ``None`` (no key, a malformed header, a session, or a key the cache does not hold: the
+    caller then goes through :func:`authenticate`, which answers every such case)."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else ""
+    else:
+        key = request.headers.get("x-api-key") or ""
+    client = services_of(request).key_cache.get(key) if key else None
+    return principal_from_client(client) if client is not None else None
+
+
+def check_kind(principal: Principal, kinds: tuple[str, ...]) -> Principal:
+    """``principal`` when it is one of ``kinds``; 403 ``forbidden`` otherwise."""
+    if principal.kind not in kinds:
+        raise forbidden(f"this operation is for: {', '.join(kinds)}")
     return principal
 
 
@@ -220,9 +246,7 @@ def require(*kinds: str) -> Callable[..., Principal]:
         raise ValueError(f"unknown principal kinds {unknown}")
 
     async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        if principal.kind not in kinds:
-            raise forbidden(f"this operation is for: {', '.join(kinds)}")
-        return principal
+        return check_kind(principal, kinds)
 
     dependency.__name__ = f"require_{'_or_'.join(kinds)}"
     return dependency

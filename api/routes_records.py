@@ -204,7 +204,7 @@ class RedirectOut(BaseModel):
     media_type: str
 
 
-async def _download(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
+async def download(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
                     what: Literal["pdf", "record"], delivery: Delivery) -> Response:
     """Decide, prepare, audit, answer — in that order; nothing leaves before the audit entry
     is committed. The decision (one SQL query) and the presigned URL are made in a thread of
@@ -310,7 +310,8 @@ def owner_records(request: Request, owner_ref: OWNER_REF,
 
 
 # ---- one record --------------------------------------------------------------------------------
-READERS = Depends(require("agency", "officer", "supervisor", "citizen"))
+READER_KINDS: tuple[str, ...] = ("agency", "officer", "supervisor", "citizen")
+READERS = Depends(require(*READER_KINDS))
 
 
 @router.get("/records/{uri}", response_model=RecordDetail, responses=FORBIDDEN_RESPONSE,
@@ -356,7 +357,7 @@ JSON_RESPONSES = _responses("application/json", "the structured record embedded 
 async def record_pdf(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
                      ctx: Annotated[ReadContext, Depends(read_context)],
                      delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
-    return await _download(request, principal, ctx, uri, None, "pdf", delivery)
+    return await download(request, principal, ctx, uri, None, "pdf", delivery)
 
 
 @router.get("/records/{uri}/record", response_class=Response, responses=JSON_RESPONSES,
@@ -364,7 +365,7 @@ async def record_pdf(request: Request, uri: RECORD_URI, principal: Annotated[Pri
 async def record_json(request: Request, uri: RECORD_URI, principal: Annotated[Principal, READERS],
                       ctx: Annotated[ReadContext, Depends(read_context)],
                       delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
-    return await _download(request, principal, ctx, uri, None, "record", delivery)
+    return await download(request, principal, ctx, uri, None, "record", delivery)
 
 
 @router.get("/records/{uri}/versions/{version}/pdf", response_class=Response, responses=PDF_RESPONSES,
@@ -372,7 +373,7 @@ async def record_json(request: Request, uri: RECORD_URI, principal: Annotated[Pr
 async def version_pdf(request: Request, uri: RECORD_URI, version: VERSION, principal: Annotated[Principal, READERS],
                       ctx: Annotated[ReadContext, Depends(read_context)],
                       delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
-    return await _download(request, principal, ctx, uri, version, "pdf", delivery)
+    return await download(request, principal, ctx, uri, version, "pdf", delivery)
 
 
 @router.get("/records/{uri}/versions/{version}/record", response_class=Response, responses=JSON_RESPONSES,
@@ -381,7 +382,7 @@ async def version_record(request: Request, uri: RECORD_URI, version: VERSION,
                          principal: Annotated[Principal, READERS],
                          ctx: Annotated[ReadContext, Depends(read_context)],
                          delivery: Annotated[Delivery, DELIVERY_QUERY] = "proxy") -> Response:
-    return await _download(request, principal, ctx, uri, version, "record", delivery)
+    return await download(request, principal, ctx, uri, version, "record", delivery)
 
 
 # ---- verification ------------------------------------------------------------------------------
