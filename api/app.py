@@ -129,13 +129,13 @@ class Services:
     def audit(self, entry: AuditEntry) -> int:
         """Write an audit entry and wait until it is committed (fail closed: 503 otherwise)."""
         seq = self.audit_writer.record(entry)
-        self.metrics.audit_events.labels(entry.action, entry.outcome).inc()
+        self.metrics.audit_event(entry.action, entry.outcome)
         return seq
 
     async def audit_async(self, entry: AuditEntry) -> int:
         """:meth:`audit` for async routes (the wait holds no thread)."""
         seq = await self.audit_writer.record_async(entry)
-        self.metrics.audit_events.labels(entry.action, entry.outcome).inc()
+        self.metrics.audit_event(entry.action, entry.outcome)
         return seq
 
     @property

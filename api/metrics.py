@@ -6,6 +6,7 @@ URIs and owner references never become label values.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,13 +29,23 @@ class ApiMetrics:
                             registry=self.registry)
         self.job_seconds = Histogram("sohoa_job_duration_seconds", "Digitization job run time",
                                      buckets=(1, 2, 5, 10, 20, 40, 80, 160, 320), registry=self.registry)
+        self._audit_children: dict[tuple[str, str], Any] = {}
+
+
+    def audit_event(self, action: str, outcome: str) -> None:
+        child = self._audit_children.get((action, outcome))
+        if child is None:
+            child = self._audit_children[(action, outcome)] = self.audit_events.labels(action, outcome)
+        child.inc()
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot download path)."""
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot download path; the
+    labelled children are looked up once per label set, not per request)."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app, self.metrics = app, metrics
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,5 +66,10 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            key = (method, template, str(status))
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (self.metrics.requests.labels(*key),
+                                                  self.metrics.latency.labels(method, template))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)

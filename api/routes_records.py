@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, cast
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import (Decision, Principal, ReadContext, authorize_view, current_principal, list_scope,
@@ -258,8 +258,8 @@ async def download(request: Request, principal: Principal, ctx: ReadContext, uri
     if url is not None:
         body = RedirectOut(url=url, expires_at=issued + expires, sha256=sha,
                            size=check.facts.pdf_size if what == "pdf" else None, media_type=media)
-        return JSONResponse(body.model_dump(mode="json"), status_code=303,
-                            headers={"Location": url, "Cache-Control": "no-store", "Sohoa-SHA256": sha})
+        return Response(body.model_dump_json(), status_code=303, media_type="application/json",  # = JSONResponse's bytes
+                        headers={"Location": url, "Cache-Control": "no-store", "Sohoa-SHA256": sha})
     headers.update({"Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(sha)).decode()}:",
                     "Content-Disposition": f'attachment; filename="{_filename(check.facts, what)}"'})
     return Response(content=data, media_type=media, headers=headers)

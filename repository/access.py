@@ -558,10 +558,21 @@ def _prefixed(row, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | Non
 _PG_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
+@dataclass(frozen=True)
+class _PgPrepared:
+    """A statement as a PostgreSQL prepared statement: the ``PREPARE`` body ($1, $2, ... in order
+    of first use), the parameter names in that order, the statement's own literal parameters
+    (LIMIT), the ``EXECUTE`` text and the row type (attribute access by column label)."""
+
+    prepare: str
+    order: tuple[str, ...]
+    defaults: dict
+    execute: str
+    row_type: type
+
+
 @functools.cache
-def _pg_prepared_text(statement, dialect) -> tuple[str, tuple[str, ...], dict]:  # noqa: ANN001
-    """``statement`` as the body of a PostgreSQL ``PREPARE`` ($1, $2, ... in order of first use),
-    the parameter names in that order, and the statement's own literal parameters (LIMIT)."""
+def _pg_prepared(name: str, statement, dialect) -> _PgPrepared:  # noqa: ANN001 (Select, Dialect)
     compiled = statement.compile(dialect=dialect)
     order: list[str] = []
 
@@ -570,7 +581,10 @@ def _pg_prepared_text(statement, dialect) -> tuple[str, tuple[str, ...], dict]: 
             order.append(m[1])
         return f"${order.index(m[1]) + 1}"
 
-    return _PG_PLACEHOLDER.sub(number, compiled.string).replace("%%", "%"), tuple(order), dict(compiled.params)
+    body = _PG_PLACEHOLDER.sub(number, compiled.string).replace("%%", "%")
+    return _PgPrepared(prepare=f"PREPARE {name} AS {body}", order=tuple(order), defaults=dict(compiled.params),
+                       execute=f"EXECUTE {name}({', '.join(['%s'] * len(order))})",
+                       row_type=namedtuple("PreparedRow", tuple(statement.selected_columns.keys())))  # type: ignore[misc]
 
 
 def _first_prepared(engine: Engine, operation: str, name: str, statement, params: dict):  # noqa: ANN001, ANN202 (Select -> row)
@@ -582,27 +596,19 @@ def _first_prepared(engine: Engine, operation: str, name: str, statement, params
     costs more Python time than the round trip). Other databases run the statement as is."""
     if engine.dialect.name != "postgresql":
         return retry_on_disconnect(engine, operation, lambda conn: conn.execute(statement, params).first())
-    body, order, defaults = _pg_prepared_text(statement, engine.dialect)
-    values = {**defaults, **params}
-    args = [values[n] for n in order]
-    execute = f"EXECUTE {name}({', '.join(['%s'] * len(order))})"
-    row_type = _row_type(tuple(statement.selected_columns.keys()))
+    p = _pg_prepared(name, statement, engine.dialect)
+    args = [params[n] if n in params else p.defaults[n] for n in p.order]
 
     def work(cursor, info: dict):  # noqa: ANN001, ANN202 (DB-API cursor -> row)
         prepared = info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
         if name not in prepared:
-            cursor.execute(f"PREPARE {name} AS {body}")
+            cursor.execute(p.prepare)
             prepared.add(name)
-        cursor.execute(execute, args)
+        cursor.execute(p.execute, args)
         row = cursor.fetchone()
-        return None if row is None else row_type._make(row)
+        return None if row is None else p.row_type._make(row)
 
     return run_on_cursor(engine, operation, work)
-
-
-@functools.cache
-def _row_type(columns: tuple[str, ...]) -> type:
-    return namedtuple("PreparedRow", columns)  # type: ignore[misc]
 
 
 def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)

@@ -443,7 +443,7 @@ class AuditWriter:
                  checkpoint_seconds: float = 5.0, timeout: float = 15.0) -> None:
         self.log, self.key = log, key
         self.batch_max, self.checkpoint_seconds, self.timeout = batch_max, checkpoint_seconds, timeout
-        self._queue: queue.Queue[tuple[AuditEntry, Future[int]] | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[tuple[AuditEntry, Future[int]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._dirty = False
