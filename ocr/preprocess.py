@@ -15,7 +15,8 @@ Steps (each switchable in :class:`PreprocessOptions`, each timed in ``CleanPage.
    binarizes for layout itself and its LSTM recognizes the gray line images more accurately).
 
 Geometry (warp, crop, rotation, deskew) is applied to the archive image, which keeps its colour
-and tone (red seals stay red) and is what the PDF shows. The OCR image is pixel-aligned with it,
+and tone (red seals stay red) and is what the PDF shows; a black-and-white (bitonal) scan stays
+bitonal after a deskew, so the PDF keeps it as lossless CCITT G4. The OCR image is pixel-aligned with it,
 or upscaled by ``CleanPage.ocr_scale`` for low-resolution scans. Coloured ink (red seals, blue
 signatures) is lightened in the OCR image so it does not hide the black text under it.
 
@@ -82,6 +83,7 @@ def clean_page(page: SourcePage, options: PreprocessOptions | None = None) -> Cl
     timer = _Timer()
     image = _validated_image(page)
     dpi = float(page.dpi)
+    bitonal = is_bitonal(image)
 
     if opts.perspective:
         warped = timer.run("perspective", find_and_warp_page, image)
@@ -114,6 +116,9 @@ def clean_page(page: SourcePage, options: PreprocessOptions | None = None) -> Cl
         blank, issues = timer.run("quality", _assess, gray, native if opts.illumination else None, dpi,
                                   page.index, opts)
 
+    if bitonal:  # a warp or deskew interpolated gray edges: the archive stays black and white (G4)
+        image = timer.run("rebinarize", rebinarize, image)
+
     return CleanPage(
         source=page.source,
         index=page.index,
@@ -143,6 +148,23 @@ def _validated_image(page: SourcePage) -> np.ndarray:
     if not (page.dpi and math.isfinite(page.dpi) and page.dpi > 0):
         raise ValueError(f"{page.source} page {page.index + 1}: dpi must be a positive number")
     return image
+
+
+def is_bitonal(image: np.ndarray) -> bool:
+    """True for a gray page of pure black and white pixels only (a fax/G4 scan); a sparse row
+    sample first, so gray and colour pages are rejected without scanning every pixel."""
+    if image.ndim != 2:
+        return False
+    for rows in (image[::16], image):
+        if np.count_nonzero((rows != 0) & (rows != 255)):
+            return False
+    return True
+
+
+def rebinarize(image: np.ndarray) -> np.ndarray:
+    """Back to pure black and white at mid-gray (the interpolated edge pixels of a rotation)."""
+    _, bitonal = cv2.threshold(image, 127, 255, cv2.THRESH_BINARY)
+    return bitonal
 
 
 def _a4_dpi(image: np.ndarray) -> float:

@@ -55,6 +55,23 @@ def test_ocr_image_is_aligned_binary_and_keeps_archive_colour(doc) -> None:
     assert clean.dpi == DPI and not clean.blank and clean.quality == []
 
 
+def test_a_skewed_bitonal_scan_stays_bitonal_and_reads_as_well(doc) -> None:
+    from converters.imaging import encode_page_image
+    from ocr.recognize import recognize
+
+    gray = cv2.cvtColor(doc.image, cv2.COLOR_BGR2GRAY)
+    _, bitonal = cv2.threshold(gray, 160, 255, cv2.THRESH_BINARY)  # a fax-mode / G4 scan
+    skewed = cv2.threshold(rotate(bitonal, 2.0), 127, 255, cv2.THRESH_BINARY)[1]
+    clean = clean_page(_page(skewed))
+    assert clean.skew_angle == pytest.approx(-2.0, abs=0.25) and "rebinarize" in clean.steps_ms
+    assert set(np.unique(clean.archive_image)) == {0, 255}  # deskewed, still black and white
+    assert encode_page_image(clean.archive_image, DPI).encoding == "ccitt-g4"
+    assert len(np.unique(clean.ocr_image)) > 2  # Tesseract still gets the smooth gray edges
+    gray_page = clean_page(_page(rotate(gray, 2.0)))
+    assert "rebinarize" not in gray_page.steps_ms and len(np.unique(gray_page.archive_image)) > 2
+    assert "QUYẾT ĐỊNH" in recognize(clean).text
+
+
 def test_coloured_ink_kept_when_asked(doc) -> None:
     red = np.all(np.abs(doc.image.astype(int) - SEAL_RED[::-1]) < 40, axis=2)
     assert ocr_gray(doc.image, drop_colour_ink=False)[red].mean() < 120
