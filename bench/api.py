@@ -298,6 +298,7 @@ class Fetches:
     errors: int
     wall: float
     client_cpu: float
+    connects: int = 0  # new TCP connections curl opened (all hops of a redirected fetch)
 
 
 def curl_fetch(urls: list[str], sizes: dict[str, int], *, clients: int, headers: dict[str, str],
@@ -308,7 +309,7 @@ def curl_fetch(urls: list[str], sizes: dict[str, int], *, clients: int, headers:
         for url in urls:
             cfg.write(f'url = "{url}"\noutput = "/dev/null"\n')
     cmd = ["curl", "-sS", "--parallel", "--parallel-immediate", "--parallel-max", str(clients), "-K", cfg.name,
-           "-w", "%{http_code} %{time_total} %{size_download} %{url}\\n"]
+           "-w", "%{http_code} %{time_total} %{size_download} %{num_connects} %{url}\\n"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     if follow:
@@ -319,16 +320,17 @@ def curl_fetch(urls: list[str], sizes: dict[str, int], *, clients: int, headers:
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     os.unlink(cfg.name)
-    latencies, errors = [], 0
+    latencies, errors, connects = [], 0, 0
     for line in out.stdout.splitlines():
-        code, seconds, size, url = line.split(" ", 3)
+        code, seconds, size, conns, url = line.split(" ", 4)
+        connects += int(conns)
         if code == "200" and int(size) == sizes[url]:
             latencies.append(float(seconds))
         else:
             errors += 1
     errors = len(urls) - len(latencies)  # failed, short, or not even reported by curl
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Fetches(latencies, errors, wall, cpu)
+    return Fetches(latencies, errors, wall, cpu, connects)
 
 
 @dataclass
@@ -341,6 +343,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per request: sohoa, rgw, pg, client, others
+    connects: float = 0.0  # new TCP connections per fetch
 
     @property
     def rps(self) -> float:
@@ -368,7 +371,7 @@ def measure(target: str, urls: list[str], sizes: dict[str, int], clients: int, h
     cpu["others"] = max(0.0, (busy1 - busy0) * 1000 / n - sum(cpu.values()))
     lat = sorted(f.latencies)
     return Point(target, clients, len(lat), f.errors, f.wall, percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000,
-                 cpu)
+                 cpu, f.connects / max(1, len(urls)))
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -398,8 +401,9 @@ def start_server(env: dict, workers: int) -> tuple[subprocess.Popen, str]:
 
 def report(points: list[Point], meta: dict) -> str:
     lines = ["| clients | target | fetches/s | p50 ms | p99 ms | errors | p99 / p99 s3 "
-             "| CPU ms per fetch: sohoa | RGW | PostgreSQL | servers | client | others | CPU-bound ceiling on 2 cores |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| CPU ms per fetch: sohoa | RGW | PostgreSQL | servers | client | others | CPU-bound ceiling on 2 cores "
+             "| new connections per fetch |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     by = {(p.target, p.clients): p for p in points}
     for p in points:
         s3 = by.get(("s3", p.clients))
@@ -408,7 +412,7 @@ def report(points: list[Point], meta: dict) -> str:
         ceiling = 2000 / (p.servers_ms + c["client"]) if p.servers_ms + c["client"] > 0 else float("nan")
         lines.append(f"| {p.clients} | {p.target} | {p.rps:.0f} | {p.p50_ms:.1f} | {p.p99_ms:.1f} | {p.errors} | {ratio} "
                      f"| {c.get('sohoa', 0):.2f} | {c.get('rgw', float('nan')):.2f} | {c.get('pg', float('nan')):.2f} "
-                     f"| {p.servers_ms:.2f} | {c['client']:.2f} | {c['others']:.2f} | {ceiling:.0f} |")
+                     f"| {p.servers_ms:.2f} | {c['client']:.2f} | {c['others']:.2f} | {ceiling:.0f} | {p.connects:.3f} |")
     lines += ["", "```json", json.dumps(meta, indent=2, ensure_ascii=False), "```"]
     return "\n".join(lines)
 
@@ -470,7 +474,7 @@ def main() -> None:
                     print(f"{clients:>3} clients {target:>8}: {p.rps:7.1f}/s  p50 {p.p50_ms:6.1f} ms  "
                           f"p99 {p.p99_ms:7.1f} ms  errors {p.errors}  CPU ms/fetch: sohoa {c.get('sohoa', 0):.2f} "
                           f"rgw {c.get('rgw', 0):.2f} pg {c.get('pg', 0):.2f} client {c['client']:.2f} "
-                          f"others {c['others']:.2f}", flush=True)
+                          f"others {c['others']:.2f} conns/fetch {p.connects:.3f}", flush=True)
             load_after = os.getloadavg()
         finally:
             if proc is not None:
