@@ -421,7 +421,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--s3", help="host:port,access_key,secret_key (default: start scripts/ceph-up.sh)")
     parser.add_argument("--pg", help="PostgreSQL URL we may create databases from (default: start one)")
-    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2 = cores)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (default 1, as `sohoa serve`; on one 2-core box shared with RGW, "
+                             "PostgreSQL and the load generator, 2 processes measured slower on every row)")
     parser.add_argument("--records", type=int, default=1000, help="distinct signed records fetched at random (< 999999)")
     parser.add_argument("--requests", type=int, default=3000, help="measured fetches per point")
     parser.add_argument("--clients", default="1,16,64", help="concurrency levels")
