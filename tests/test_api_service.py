@@ -47,6 +47,39 @@ def test_health_ready_metrics_openapi(app_env):
     assert 'route="/v1/records/{uri}"' in metrics and "x.y.z" not in metrics
 
 
+@pytest.mark.parametrize("enabled", [False, True])
+def test_opentelemetry_only_when_asked(sohoa_home, monkeypatch, enabled: bool):
+    """An operator's global OpenTelemetry provider gets FastAPI's request spans only with
+    SOHOA_API_OPENTELEMETRY=true; never its exception log records (they bypass our masking)."""
+    from opentelemetry import trace
+
+    from api.app import ApiOptions, create_app
+    from ingest.settings import load_settings
+
+    spans: list[str] = []
+
+    class RecordingTracer(trace.NoOpTracer):
+        def start_span(self, name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+            spans.append(name)
+            return super().start_span(name, *args, **kwargs)
+
+        def start_as_current_span(self, name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+            spans.append(name)
+            return super().start_as_current_span(name, *args, **kwargs)
+
+    class OperatorProvider(trace.TracerProvider):  # not a no-op provider: FastAPI would skip those
+        def get_tracer(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+            return RecordingTracer()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: OperatorProvider())
+    if enabled:
+        monkeypatch.setenv("SOHOA_API_OPENTELEMETRY", "true")
+    init_home(sohoa_home)
+    with TestClient(create_app(load_settings(), None if enabled else ApiOptions())) as client:
+        assert client.get("/healthz").status_code == 200
+    assert bool(spans) is enabled and ("GET" in spans) is enabled, spans
+
+
 def test_readyz_reports_a_broken_database(sohoa_home, monkeypatch):
     from api.app import create_app
     from ingest.settings import load_settings
