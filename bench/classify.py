@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench import process_cpu_seconds
 from ingest.load import load_bytes, load_file
 from ocr.classify import classify
 from ocr.extract import extract_fields
@@ -92,7 +93,7 @@ def _ocr(job: Job) -> tuple[list[PageText], dict[str, str]]:
 def _run(job: Job, cache: Path | None = None) -> Outcome:
     """OCR (or reuse the cached OCR of) one document, then classify and extract."""
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), process_cpu_seconds()
     name = f"v{CACHE_VERSION}_{job.kind}_{job.source_kind}_{job.seed}_{Path(job.path or '').stem}.pkl"
     cached = cache / name if cache else None
     if cached is not None and cached.exists():
@@ -100,20 +101,15 @@ def _run(job: Job, cache: Path | None = None) -> Outcome:
         texts = [texts] if isinstance(texts, PageText) else texts
     else:
         texts, truth = _ocr(job)
-        ocr_seconds, ocr_cpu = time.perf_counter() - t0, _cpu() - c0
+        ocr_seconds, ocr_cpu = time.perf_counter() - t0, process_cpu_seconds() - c0
         if cached is not None:
             cached.write_bytes(pickle.dumps((texts, truth, ocr_seconds, ocr_cpu)))
-    t1, c1 = time.perf_counter(), _cpu()
+    t1, c1 = time.perf_counter(), process_cpu_seconds()
     result = classify("\n\n".join(t.text for t in texts))
     fields = extract_fields(result.doc_type, texts)
     return Outcome(job, result.doc_type, result.confidence, result.method,
                    {k: (v.value, v.valid) for k, v in fields.items()}, truth,
-                   ocr_seconds + time.perf_counter() - t1, ocr_cpu + _cpu() - c1)
-
-
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+                   ocr_seconds + time.perf_counter() - t1, ocr_cpu + process_cpu_seconds() - c1)
 
 
 def generated_jobs(per_type: int, seed_start: int, kinds: Iterable[str], others: int) -> list[Job]:

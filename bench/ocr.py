@@ -29,7 +29,6 @@ import functools
 import multiprocessing
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench import SHARED_DATA
+from bench import SHARED_DATA, process_cpu_seconds
 from ingest.load import load_file
 from ocr.cer import cer, cer_flex
 from ocr.preprocess import clean_page
@@ -112,20 +111,14 @@ def run_tesseract_api(page: BenchPage, workdir: Path) -> str:
     return "\n\n".join(texts)
 
 
-def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def measure(engine: str, runner: Callable[[BenchPage, Path], str], page: BenchPage, workdir: Path) -> Measurement:
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), process_cpu_seconds()
     try:
         text = runner(page, workdir)
     except subprocess.CalledProcessError as exc:
         print(f"  {engine} failed on {page.path.name}: {exc.stderr[-300:]!r}", file=sys.stderr)
         text = ""
-    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    wall, cpu = time.perf_counter() - wall, process_cpu_seconds() - cpu
     return Measurement(engine, page.kind, page.path.name, cer(page.truth, text), cer_flex(page.truth, text), wall, cpu)
 
 

@@ -5,6 +5,11 @@ import cv2
 import numpy as np
 
 
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """The image itself when gray, else its BGR -> gray conversion."""
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
 def shrink(image: np.ndarray, factor: float) -> np.ndarray:
     """Downscale by ``factor`` (< 1) with pixel-area averaging, fast: OpenCV's 2:1 area resize has
     a vectorized path ~5-20x cheaper than an arbitrary ratio, so the image is halved while it can

@@ -24,7 +24,7 @@ import math
 import cv2
 import numpy as np
 
-from ocr.imaging import shrink
+from ocr.imaging import shrink, to_gray
 
 ANALYSIS_SIDE = 800  # px, long side of the copy the sheet is looked for in
 MIN_AREA, MAX_AREA = 0.2, 0.95  # sheet area as a share of the picture
@@ -49,7 +49,7 @@ def find_page_corners(image: np.ndarray) -> np.ndarray | None:
     height, width = image.shape[:2]
     small = shrink(image, ANALYSIS_SIDE / max(height, width))
     factor = small.shape[1] / width
-    gray = cv2.GaussianBlur(small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    gray = cv2.GaussianBlur(to_gray(small), (5, 5), 0)
     if _paper_to_every_edge(gray):
         return None  # a scan: nothing but paper around the picture's edges
     log = cv2.log(gray.astype(np.float32) + 1.0)
@@ -130,10 +130,7 @@ def _refine(log: np.ndarray, quad: np.ndarray, samples: int = 48, reach: float =
     lines = []
     for k in range(4):
         a, b = quad[k], quad[(k + 1) % 4]
-        direction = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
-        normal = np.array([direction[1], -direction[0]], np.float32)
-        if np.dot(normal, (a + b) / 2 - centre) < 0:
-            normal = -normal
+        normal = _outward_normal(a, b, centre)
         base = a + np.outer(t, b - a)  # samples x 2
         grid = base[:, None, :] + offsets[None, :, None] * normal  # samples x offsets x 2
         inside = _bilinear(log, grid - reach * normal)
@@ -158,6 +155,13 @@ def _refine(log: np.ndarray, quad: np.ndarray, samples: int = 48, reach: float =
     if not cv2.isContourConvex(refined.reshape(-1, 1, 2)):
         return None
     return refined
+
+
+def _outward_normal(a: np.ndarray, b: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Unit normal of the side a -> b pointing away from the quadrilateral's ``centre``."""
+    direction = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+    normal = np.array([direction[1], -direction[0]], np.float32)
+    return -normal if np.dot(normal, (a + b) / 2 - centre) < 0 else normal
 
 
 def _bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -195,10 +199,7 @@ def _edge_support(log: np.ndarray, quad: np.ndarray, samples: int = 40, reach: f
     worst = 1.0
     for k in range(4):
         a, b = quad[k], quad[(k + 1) % 4]
-        direction = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
-        normal = np.array([direction[1], -direction[0]], np.float32)
-        if np.dot(normal, (a + b) / 2 - centre) < 0:
-            normal = -normal  # outward
+        normal = _outward_normal(a, b, centre)
         points = a + np.outer(t, b - a)
         inside, outside = points - reach * normal, points + reach * normal
         valid = ((outside[:, 0] >= 0) & (outside[:, 0] <= width - 1) & (outside[:, 1] >= 0) & (outside[:, 1] <= height - 1)

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from ocr import quality as quality_gate
-from ocr.imaging import shrink
+from ocr.imaging import shrink, to_gray
 from ocr.perspective import find_and_warp_page
 from ocr.types import CleanPage, SourcePage
 
@@ -171,10 +171,6 @@ def _a4_dpi(image: np.ndarray) -> float:
     return float(round(max(image.shape[:2]) / A4_LONG_SIDE_INCH))
 
 
-def _to_gray(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
 def _work_copy(image: np.ndarray, dpi: float) -> tuple[np.ndarray, float]:
     """Gray copy at about WORK_DPI and the factor work px per image px."""
     width = image.shape[1]
@@ -184,7 +180,7 @@ def _work_copy(image: np.ndarray, dpi: float) -> tuple[np.ndarray, float]:
         factor = image.shape[1] / float(width)
     else:
         factor = 1.0
-    return _to_gray(image), factor
+    return to_gray(image), factor
 
 
 # --------------------------------------------------------------------------- perspective / crop

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ocr.imaging import to_gray
 from ocr.types import CleanPage, PageText, Word
 
 if TYPE_CHECKING:
@@ -216,19 +217,19 @@ def _reset_pool_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_pool_after_fork)
 
 
+def _set_image(api, image: np.ndarray, dpi: float) -> None:  # noqa: ANN001 (tesserocr.PyTessBaseAPI)
+    """Give the engine one gray (or BGR) page at ``dpi``; Tesseract copies the pixels."""
+    image = np.ascontiguousarray(to_gray(image), dtype=np.uint8)
+    height, width = image.shape
+    api.SetImageBytes(image.tobytes(), width, height, 1, width)
+    api.SetSourceResolution(max(1, int(round(dpi))))
+
+
 def _run_tesseract(image: np.ndarray, dpi: float, opts: OcrOptions, label: str) -> str:
     """Recognize one gray (or BGR) image; Tesseract's TSV (with its header line)."""
-    if image.ndim == 3:
-        import cv2
-
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    height, width = image.shape
     with _engine(opts, label) as api:
         api.SetPageSegMode(opts.psm)
-        data = image.tobytes()  # Tesseract copies it into its own image
-        api.SetImageBytes(data, width, height, 1, width)
-        api.SetSourceResolution(max(1, int(round(dpi))))
+        _set_image(api, image, dpi)
         if not api.Recognize(int(opts.timeout_s * 1000)):
             raise OcrError(f"{label}: Tesseract failed or took longer than {opts.timeout_s:g} s")
         tsv = api.GetTSVText(0)
@@ -238,12 +239,9 @@ def _run_tesseract(image: np.ndarray, dpi: float, opts: OcrOptions, label: str) 
 def osd_rotation(gray: np.ndarray, dpi: float) -> tuple[int, float] | None:
     """Tesseract's orientation detection (OSD) on a gray page: (clockwise rotation that makes the
     page upright, confidence), or None when Tesseract cannot tell (too little text)."""
-    image = np.ascontiguousarray(gray, dtype=np.uint8)
     try:
         with _engine(None, "osd") as api:
-            data = image.tobytes()
-            api.SetImageBytes(data, image.shape[1], image.shape[0], 1, image.shape[1])
-            api.SetSourceResolution(max(1, int(round(dpi))))
+            _set_image(api, gray, dpi)
             result = api.DetectOrientationScript()
     except RuntimeError:
         return None  # no osd model installed, or too little text: the caller keeps its own vote

@@ -35,8 +35,12 @@ def degrade(image: np.ndarray, kind: str, seed: int, dpi: int = 300) -> tuple[np
         raise ValueError("image must be an 8-bit gray or BGR numpy array")
     if dpi <= 0:
         raise ValueError("dpi must be positive")
-    rng = np.random.default_rng([seed, KINDS.index(kind)])
-    return _KIND_FUNCS[kind](image, rng, dpi)
+    return _KIND_FUNCS[kind](image, _rng(seed, kind), dpi)
+
+
+def _rng(seed: int, kind: str) -> np.random.Generator:
+    """The random stream of one degradation (``phone_photo_corners`` replays phone_photo's)."""
+    return np.random.default_rng([seed, KINDS.index(kind)])
 
 
 def capture_seed(doc_type: str, seed: int) -> int:
@@ -135,7 +139,7 @@ def _phone_layout(rng: np.random.Generator, pw: int, ph: int) -> tuple[int, int,
 def phone_photo_corners(image: np.ndarray, seed: int, dpi: int = 300) -> np.ndarray:
     """Where ``degrade(image, "phone_photo", seed, dpi)`` puts the sheet's corners (top-left,
     top-right, bottom-right, bottom-left; photo pixels): the ground truth for page detection."""
-    rng = np.random.default_rng([seed, KINDS.index("phone_photo")])
+    rng = _rng(seed, "phone_photo")
     ph, pw = resample(image, dpi, 200).shape[:2]
     return _phone_layout(rng, pw, ph)[3]
 
