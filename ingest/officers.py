@@ -88,14 +88,6 @@ class Officer:
     spec: SignerSpec
     login: str | None = None
 
-    @property
-    def signer_key(self) -> tuple[Any, ...]:
-        """What identifies the loaded key (for caching opened signers): renewing a key changes
-        the file or labels, hence the key."""
-        s = self.spec
-        return (s.kind, s.path, s.passphrase, s.pkcs11_module, s.token_label, s.pin, s.key_label,
-                s.remote_url, s.cert_path)
-
     def __repr__(self) -> str:  # never print passphrases or PINs
         return f"Officer(login={self.login!r}, kind={self.spec.kind!r})"
 

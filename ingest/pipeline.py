@@ -39,7 +39,7 @@ from ocr.recognize import OcrOptions, recognize_many
 from ocr.types import Analysis, FieldValue, SourcePage
 from ocr.validators import validate_personal_id
 from repository import Repository, StoredResult, StoreRequest
-from signing.signer import PdfSigner, open_signer
+from signing.signer import PdfSigner, SignerSpec, open_signer
 
 VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CONVERSION_STATEMENT = "Văn bản này được chuyển đổi từ văn bản giấy sang thông điệp dữ liệu"
@@ -207,7 +207,7 @@ class Pipeline:
         self.settings = settings
         self._repository: Repository | None = None
         self._signers: dict[str, PdfSigner] = {}
-        self._officer_signers: OrderedDict[tuple, PdfSigner] = OrderedDict()
+        self._officer_signers: OrderedDict[SignerSpec, PdfSigner] = OrderedDict()
         self._default_officer: Officer | None = None
 
     # resources, loaded once
@@ -225,9 +225,8 @@ class Pipeline:
         return self._default_officer
 
     def signer(self, role: str) -> PdfSigner:
-        """The agency's signer, or (``"officer"``) the configured officer's."""
-        if role == "officer":
-            return self.officer_signer(self.default_officer)
+        """The signer of ``role`` as configured (the agency's; officers sign with
+        :meth:`officer_signer`)."""
         if role not in self._signers:
             self._signers[role] = open_signer(signer_spec(self.settings, role))
         return self._signers[role]
@@ -236,18 +235,17 @@ class Pipeline:
         """The loaded key of one officer, opened on first use and kept (LRU, at most
         ``MAX_OFFICER_SIGNERS``). A PKCS#11 token allows one logged-in session per process, so
         an officer on a token whose session another officer's signer holds takes it over."""
-        key = officer.signer_key
-        signer = self._officer_signers.get(key)
+        spec = officer.spec  # renewing a key changes its file or labels, hence the cache key
+        signer = self._officer_signers.get(spec)
         if signer is not None:
-            self._officer_signers.move_to_end(key)
+            self._officer_signers.move_to_end(spec)
             return signer
-        spec = officer.spec
         if spec.kind == "pkcs11":
-            for other in [k for k in self._officer_signers
-                          if k[0] == "pkcs11" and k[3:5] == (spec.pkcs11_module, spec.token_label)]:
+            for other in [o for o in self._officer_signers if o.kind == "pkcs11"
+                          and (o.pkcs11_module, o.token_label) == (spec.pkcs11_module, spec.token_label)]:
                 self._officer_signers.pop(other).close()
         signer = open_signer(spec)
-        self._officer_signers[key] = signer
+        self._officer_signers[spec] = signer
         while len(self._officer_signers) > MAX_OFFICER_SIGNERS:
             _, oldest = self._officer_signers.popitem(last=False)
             oldest.close()
@@ -271,10 +269,9 @@ class Pipeline:
         return analyze(load_pages(files), self.ocr_options(), hint, self.settings.review_threshold,
                        workers=self.settings.workers)
 
-    def sign(self, message: DataMessage, when: datetime, officer: Officer | None = None) -> bytes:
+    def sign(self, message: DataMessage, when: datetime, officer: Officer) -> bytes:
         """The officer's personal signature (top-left), then the agency's (top-right)."""
         s = self.settings
-        officer = officer or self.default_officer
         pdf = message.pdf
         roles = (["officer"] if s.officer_signature else []) + ["agency"]
         for role in roles:

@@ -93,9 +93,9 @@ class _ReservationTooSmall(Exception):
     """The remembered signature size was too small for this document."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SignerSpec:
-    """Where the signing key lives.
+    """Where the signing key lives (hashable: it identifies a loaded key, e.g. in a cache).
 
     - ``pkcs12``: ``path`` + ``passphrase``.
     - ``pkcs11``: ``pkcs11_module`` (e.g. /usr/lib/softhsm/libsofthsm2.so), ``token_label``,

@@ -31,7 +31,7 @@ from api.desk.edits import (EditError, arrange, check_arrangement, check_value, 
 from api.desk.receipt import ReceiptInfo, build_receipt
 from ingest.load import InputError, sniff_media_type
 from ingest.configs import trust_roots
-from ingest.officers import Officer, OfficerKeyError, officer_for
+from ingest.officers import Officer, OfficerKeyError, officer_by_login
 from ingest.pipeline import (DocumentInput, InputFile, Pipeline, PipelineError, load_pages,
                              owner_kind)
 from ingest.settings import Settings
@@ -167,11 +167,8 @@ class DeskService:
     def officer(self, login: str) -> Officer:
         """The personal signing identity of desk user ``login``, or ``DeskError`` saying why not
         (codes ``no_signing_key``, ``signer_disabled``, ``signing_key_unusable``)."""
-        user = self.access.get_user(login)
-        if user is None:
-            raise DeskError("no_signing_key", f"no desk user {login}")
         try:
-            return officer_for(self.settings, user)
+            return officer_by_login(self.settings, self.access, login)
         except OfficerKeyError as exc:
             raise DeskError(exc.code, exc.message) from None
 
@@ -435,7 +432,7 @@ class DeskService:
                     d.status = "ready"
             raise
 
-    def _finalize(self, draft_id: str, rows: list[FieldRow], officer: Officer | None) -> Draft:
+    def _finalize(self, draft_id: str, rows: list[FieldRow], officer: Officer) -> Draft:
         t0 = time.perf_counter()
         draft = self.store.get(draft_id)
         analysis = arrange(self.analysis(draft_id), draft.pages)
@@ -454,7 +451,7 @@ class DeskService:
                             field_corrections=corrections, dossier_code=draft.dossier_code,
                             uri=draft.record_uri, officer=officer)
         with self._finalize_lock:  # decoding the scans again is cheap; OCR is not repeated
-            if officer is not None and self.settings.officer_signature:
+            if self.settings.officer_signature:
                 try:
                     self.pipeline.officer_signer(officer)
                 except SigningError as exc:
@@ -473,7 +470,7 @@ class DeskService:
                           verdict=report.verdict, verdict_vi=report.message_vi,
                           verdict_en=report.message_en, signatures=len(report.signatures),
                           confirmed_at=confirmed_at, seconds=round(time.perf_counter() - t0, 3),
-                          officer=(officer.login or "") if officer else "",
+                          officer=officer.login or "",
                           officer_name=result.record.conversion.officer_name)
         receipt = build_receipt(self._receipt_info(draft, outcome, result.record.conversion.lookup_url,
                                                    len(analysis.pages)))

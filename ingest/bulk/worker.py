@@ -26,7 +26,7 @@ from typing import Any
 
 from ingest.ledger import (Ledger, RunRow, UnitRow, UnitState, with_db_retry, worker_identity)
 from ingest.load import InputError, load_bytes
-from ingest.officers import Officer, OfficerKeyError, officer_for
+from ingest.officers import Officer, OfficerKeyError, officer_by_login
 from ingest.pipeline import DocumentInput, InputFile, Pipeline, PipelineError, analyze
 from ingest.separator import extract_pages
 from ingest.settings import Settings, load_settings
@@ -78,11 +78,9 @@ class WorkerContext:
             return None
         if login not in self.officers:
             from repository.access import AccessStore
-            user = AccessStore(self.pipeline.repository.engine).get_user(login)
-            if user is None:
-                raise PipelineError("--officer", "no_signing_key", f"no desk user {login!r}")
             try:
-                self.officers[login] = officer_for(self.settings, user)
+                self.officers[login] = officer_by_login(self.settings, AccessStore(self.pipeline.repository.engine),
+                                                        login)
             except OfficerKeyError as exc:
                 raise PipelineError("--officer", exc.code, exc.message) from None
         return self.officers[login]
