@@ -795,6 +795,26 @@ def _provision_signing_key(settings: Settings, name: str, *, role: str, full_nam
     return None
 
 
+def _checked_full_name(full_name: str | None) -> str | None:
+    from repository import InvalidRequest
+    from repository.access import check_full_name
+
+    try:
+        return check_full_name(full_name) if full_name is not None else None
+    except InvalidRequest as exc:
+        raise fail(str(exc), Exit.BAD_INPUT)
+
+
+def _store_user(reference, write):  # noqa: ANN001, ANN202 (KeyReference | None, () -> User)
+    """``write()`` stores the user; a key provisioned for it is discarded if that fails."""
+    try:
+        return write()
+    except BaseException:
+        if reference is not None:
+            reference.discard()
+        raise
+
+
 def _key_summary(user, reference, *, dev: bool) -> str:
     from ingest.officers import describe
 
@@ -830,14 +850,10 @@ def users_add(
     """Add a desk user (password stored as a salted scrypt hash) with their full name and personal
     signing key (Circular 01/2023/TT-VPCP Art. 8). On a development install, an officer or
     supervisor given a full name and no key gets a development certificate (CN = full name)."""
-    from repository import InvalidRequest
-    from repository.access import MIN_PASSWORD_CHARS, check_full_name
+    from repository.access import MIN_PASSWORD_CHARS
 
     settings = settings_or_exit()
-    try:
-        full_name = check_full_name(full_name) if full_name is not None else None
-    except InvalidRequest as exc:
-        raise fail(str(exc), Exit.BAD_INPUT)
+    full_name = _checked_full_name(full_name)
     password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
                 else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
     if len(password) < MIN_PASSWORD_CHARS:  # refused before any key is issued or stored
@@ -849,14 +865,9 @@ def users_add(
             signing_key=signing_key, key_passphrase_stdin=key_passphrase_stdin, pkcs11_key=pkcs11_key,
             pkcs11_token=pkcs11_token, remote_signer=remote_signer, signer_cert=signer_cert,
             issue_dev=not no_signing_key and not (existing and existing.signing_kind))
-        try:
-            user = access.add_user(name, role, password, replace=replace, full_name=full_name,
-                                   signing_kind=reference.kind if reference else None,
-                                   signing_ref=reference.ref if reference else None)
-        except BaseException:
-            if reference is not None:
-                reference.discard()
-            raise
+        user = _store_user(reference, lambda: access.add_user(
+            name, role, password, replace=replace, full_name=full_name,
+            signing_kind=reference.kind if reference else None, signing_ref=reference.ref if reference else None))
         if reference is not None and existing is not None:
             _discard_replaced_key(settings, existing, user)
         _audit_cli_action(settings, repo, "user.add", details={
@@ -886,20 +897,13 @@ def users_key(
     remove: Annotated[bool, typer.Option("--remove", help="Remove the user's personal signing key.")] = False,
 ) -> None:
     """Set, renew or remove a desk user's full name and personal signing key."""
-    from ingest.officers import discard_files
-    from repository import InvalidRequest
-    from repository.access import check_full_name
-
     settings = settings_or_exit()
     given = [x for x in (signing_key, pkcs11_key, remote_signer, dev or None, remove or None) if x]
     if len(given) > 1:
         raise fail("give one of --signing-key, --pkcs11-key, --remote-signer, --dev, --remove", Exit.USAGE)
     if not given and full_name is None:
         raise fail("nothing to change: give --full-name and/or a key source (or --remove)", Exit.USAGE)
-    try:
-        full_name = check_full_name(full_name) if full_name is not None else None
-    except InvalidRequest as exc:
-        raise fail(str(exc), Exit.BAD_INPUT)
+    full_name = _checked_full_name(full_name)
     with _access_session(settings, not_found=f"no user {name}") as (repo, access):
         before = access.get_user(name)
         if before is None:
@@ -915,22 +919,10 @@ def users_key(
                 remote_signer=remote_signer, signer_cert=signer_cert, issue_dev=dev)
             if dev and reference is None:
                 raise fail("no development PKI in use here: give the user's own key", Exit.USAGE)
-        try:
-            if remove:
-                user = access.set_user_signing(name, kind=None, ref=None, full_name=full_name)
-            elif reference is not None:
-                user = access.set_user_signing(name, kind=reference.kind, ref=reference.ref, full_name=full_name)
-            else:
-                user = access.set_user_signing(name, kind=before.signing_kind, ref=before.signing_ref,
-                                               full_name=full_name)
-        except BaseException:
-            if reference is not None:
-                reference.discard()
-            raise
-        if remove:
-            discard_files(settings, before.signing_kind, before.signing_ref)
-        elif reference is not None:
-            _discard_replaced_key(settings, before, user)
+        kind, ref = ((None, None) if remove else (reference.kind, reference.ref) if reference is not None
+                     else (before.signing_kind, before.signing_ref))
+        user = _store_user(reference, lambda: access.set_user_signing(name, kind=kind, ref=ref, full_name=full_name))
+        _discard_replaced_key(settings, before, user)  # the removed or renewed key's files
         _audit_cli_action(settings, repo, "user.key", details={
             "user": user.name, "signing_key": user.signing_kind, "removed": remove,
             "full_name_changed": full_name is not None and full_name != before.full_name})

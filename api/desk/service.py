@@ -39,7 +39,7 @@ from ocr.catalog import UNKNOWN, load_catalog
 from ocr.extract import extract_fields
 from ocr.types import Analysis, FieldValue
 from repository.access import AccessStore
-from signing.signer import SigningError
+from signing.signer import SignerSpec, SigningError
 from signing.verify import TOTAL_PASSED, verify_pdf
 
 log = logging.getLogger("sohoa.desk")
@@ -129,6 +129,7 @@ class DeskService:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers or settings.workers),
                                         thread_name_prefix="desk-ocr")
         self._finalize_lock = threading.Lock()
+        self._warmed: set[SignerSpec] = set()  # officers' keys already loaded by _warm_officer
         self._cache: OrderedDict[str, Analysis] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._access: AccessStore | None = None
@@ -150,8 +151,11 @@ class DeskService:
             return
         try:
             officer = self.officer(login)
+            if officer.spec in self._warmed:
+                return  # loaded once: later uploads do not queue behind a running confirm for it
             with self._finalize_lock:
                 self.pipeline.officer_signer(officer)
+            self._warmed.add(officer.spec)
         except (DeskError, SigningError):
             pass  # said to the officer on the review page and when confirming
         except Exception:
