@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
-from .db import db_errors, make_autocommit_engine, retry_on_disconnect, run_on_cursor
+from .db import db_errors, execute_prepared, make_autocommit_engine, retry_on_disconnect, run_on_cursor
 from .errors import InvalidRequest, RecordNotFound
 from .models import Base, Blob, Owner, Record, Version
 
@@ -600,12 +600,7 @@ def _first_prepared(engine: Engine, operation: str, name: str, statement, params
     args = [params[n] if n in params else p.defaults[n] for n in p.order]
 
     def work(cursor, info: dict):  # noqa: ANN001, ANN202 (DB-API cursor -> row)
-        prepared = info.setdefault("sohoa_prepared", set())  # lives as long as the DB session
-        if name not in prepared:
-            cursor.execute(p.prepare)
-            prepared.add(name)
-        cursor.execute(p.execute, args)
-        row = cursor.fetchone()
+        row = execute_prepared(cursor, info, name, p.prepare, p.execute, args)
         return None if row is None else p.row_type._make(row)
 
     return run_on_cursor(engine, operation, work)

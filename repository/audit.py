@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from .db import db_errors, make_autocommit_engine, run_on_cursor
+from .db import db_errors, execute_prepared, make_autocommit_engine, run_on_cursor
 from .errors import InvalidRequest, StorageUnavailable
 from .models import Base
 
@@ -184,6 +184,19 @@ def _fields_of(obj: AuditEntry | AuditEvent) -> dict[str, Any]:
             "agency_code": obj.agency_code, "purpose": obj.purpose, "basis": obj.basis}
 
 
+def _chained(entries: Sequence[tuple[dict[str, Any], str]], head: tuple[int, str], at: str) -> list[dict[str, Any]]:
+    """Rows of ``_EVENT_COLUMNS`` (+ ``at``) for entries given as (fields, canonical details),
+    chained one after the other on ``head`` (its seq and hash)."""
+    seq, prev = head
+    rows = []
+    for fields, details in entries:
+        seq += 1
+        digest = entry_hash(seq, at, fields, details, prev)
+        rows.append({"seq": seq, "at": at, **fields, "details": details, "prev_hash": prev, "hash": digest})
+        prev = digest
+    return rows
+
+
 def checkpoint_message(seq: int, hash_hex: str, at: str) -> bytes:
     return CHECKPOINT_DOMAIN + f"{seq}\n{hash_hex}\n{at}".encode("ascii")
 
@@ -226,12 +239,7 @@ def _stored(e: AuditEvent) -> StoredAuditEvent:
 
 def _pg_append(cursor: Any, info: dict, params: tuple) -> tuple[int, int | None, str | None]:
     """Run the prepared append on one connection (prepared there on first use)."""
-    prepared = info.setdefault("sohoa_prepared", set())
-    if _PG_APPEND_NAME not in prepared:
-        cursor.execute(_PG_APPEND)
-        prepared.add(_PG_APPEND_NAME)
-    cursor.execute(_PG_APPEND_EXECUTE, params)
-    inserted, seq, digest = cursor.fetchone()
+    inserted, seq, digest = execute_prepared(cursor, info, _PG_APPEND_NAME, _PG_APPEND, _PG_APPEND_EXECUTE, params)
     return int(inserted), seq, digest
 
 
@@ -266,8 +274,9 @@ class AuditLog:
         """
         if not entries:
             return []
+        prepared = [(_fields_of(entry), canonical_json(entry.details)) for entry in entries]
         if self.engine.dialect.name == "postgresql":
-            seqs = self._append_optimistic(entries)
+            seqs = self._append_optimistic(prepared)
             if seqs is not None:
                 return seqs
         for attempt in range(_APPEND_ATTEMPTS):
@@ -276,26 +285,15 @@ class AuditLog:
                     if self.engine.dialect.name == "postgresql":  # writers queue instead of colliding
                         conn.execute(_PG_LOCK, {"k": _PG_LOCK_KEY})
                     head = conn.execute(_HEAD).first()
-                    seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-                    at = now_iso()
-                    rows, seqs = [], []
-                    for entry in entries:
-                        seq += 1
-                        details = canonical_json(entry.details)
-                        fields = _fields_of(entry)
-                        digest = entry_hash(seq, at, fields, details, prev)
-                        rows.append({"seq": seq, "at": at, "details": details, "prev_hash": prev, "hash": digest,
-                                     **fields})
-                        prev = digest
-                        seqs.append(seq)
+                    rows = _chained(prepared, (head[0], head[1]) if head else (0, GENESIS_HASH), now_iso())
                     conn.execute(AuditEvent.__table__.insert(), rows)
-                self._head_hint = (seqs[-1], prev)
-                return seqs
+                self._head_hint = (rows[-1]["seq"], rows[-1]["hash"])
+                return [row["seq"] for row in rows]
             except IntegrityError:
                 time.sleep(0.001 * (attempt + 1))
         raise StorageUnavailable("audit log: too much contention appending events")
 
-    def _append_optimistic(self, entries: Sequence[AuditEntry]) -> list[int] | None:
+    def _append_optimistic(self, entries: Sequence[tuple[dict[str, Any], str]]) -> list[int] | None:
         """PostgreSQL: append in ONE round trip, chained on the head this log last saw; re-chained
         on the head the statement reports when another writer got there first. ``None`` after a
         few misses or a collision: the caller then takes the advisory lock and cannot miss."""
@@ -304,18 +302,10 @@ class AuditLog:
                 if self._appends is None:
                     self._appends = make_autocommit_engine(self.engine)
         for _ in range(_OPTIMISTIC_ATTEMPTS):
-            at, (seq, prev) = now_iso(), self._head_hint
-            columns: list[list[Any]] = [[] for _ in _EVENT_COLUMNS]
-            for entry in entries:
-                seq += 1
-                details = canonical_json(entry.details)
-                fields = _fields_of(entry)
-                digest = entry_hash(seq, at, fields, details, prev)
-                for column, value in zip(columns, (seq, *fields.values(), details, prev, digest)):
-                    column.append(value)
-                prev = digest
-            last = (seq, prev)
-            params = (self._head_hint[1], at, *columns)
+            at = now_iso()
+            rows = _chained(entries, self._head_hint, at)
+            last = (rows[-1]["seq"], rows[-1]["hash"])
+            params = (self._head_hint[1], at, *([row[c] for row in rows] for c in _EVENT_COLUMNS))
             try:
                 inserted, head_seq, head_hash = run_on_cursor(self._appends, "append audit events",
                                                               lambda cur, info: _pg_append(cur, info, params))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,6 +100,19 @@ def run_on_cursor(engine: Engine, operation: str, work: Callable[[Any, dict], T]
             finally:
                 raw.close()
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
+
+
+def execute_prepared(cursor: Any, info: dict, name: str, prepare: str, execute: str, args: Sequence[Any]) -> Any:
+    """The first row of the PostgreSQL prepared statement ``name`` on one pooled connection
+    (``cursor`` and ``info`` as :func:`run_on_cursor` gives them): ``prepare`` runs on the
+    connection's first use of ``name`` (remembered in ``info``, which lives as long as the
+    database session), then ``execute`` with ``args``."""
+    prepared = info.setdefault("sohoa_prepared", set())
+    if name not in prepared:
+        cursor.execute(prepare)
+        prepared.add(name)
+    cursor.execute(execute, args)
+    return cursor.fetchone()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 (DB-API connection)
