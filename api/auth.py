@@ -222,12 +222,10 @@ def cached_key_principal(request: Request) -> Principal | None:
     """The principal of a well-formed API key that was verified within the cache lifetime, or
     ``None`` (no key, a malformed header, a session, or a key the cache does not hold: the
     caller then goes through :func:`authenticate`, which answers every such case)."""
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        key = value.strip() if scheme.lower() == "bearer" else ""
-    else:
-        key = request.headers.get("x-api-key") or ""
+    try:
+        key = presented_api_key(request)
+    except ApiProblem:  # a malformed header: authenticate() says so
+        return None
     client = services_of(request).key_cache.get(key) if key else None
     return principal_from_client(client) if client is not None else None
 

@@ -26,12 +26,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import admit, cached_key_principal, check_kind, read_context
-from api.routes_records import READER_KINDS, download
+from api.routes_records import MAX_VERSION, READER_KINDS, download
 from api.routes_records import router as records_router
 
 _PATH = re.compile(r"^/v1/records/(?P<uri>[^/]{1,160})(?:/versions/(?P<version>[1-9][0-9]{0,6}))?/(?P<what>pdf|record)$")
 _QUERIES = {b"": "proxy", b"delivery=proxy": "proxy", b"delivery=redirect": "redirect"}
-_MAX_VERSION = 1_000_000  # as routes_records.VERSION
 _TEMPLATES = {(False, "pdf"): "/v1/records/{uri}/pdf", (False, "record"): "/v1/records/{uri}/record",
               (True, "pdf"): "/v1/records/{uri}/versions/{version}/pdf",
               (True, "record"): "/v1/records/{uri}/versions/{version}/record"}
@@ -42,14 +41,9 @@ class FastReads:
 
     def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
         self.app, self.fastapi_app = app, fastapi_app
-        self._routes: dict[tuple[bool, str], Route] | None = None
-
-    def _route(self, versioned: bool, what: str) -> Route:
-        """The FastAPI route this request would have matched (metrics label by its template)."""
-        if self._routes is None:
-            by_path = {r.path: r for r in records_router.routes if isinstance(r, Route) and "GET" in (r.methods or ())}
-            self._routes = {k: by_path[path] for k, path in _TEMPLATES.items()}
-        return self._routes[(versioned, what)]
+        by_path = {r.path: r for r in records_router.routes if isinstance(r, Route) and "GET" in (r.methods or ())}
+        # the FastAPI route each request would have matched (metrics label by its template)
+        self._routes = {k: by_path[path] for k, path in _TEMPLATES.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
@@ -58,7 +52,7 @@ class FastReads:
         match = _PATH.match(scope["path"])
         delivery = _QUERIES.get(scope.get("query_string", b"")) if match else None
         version = int(match["version"]) if match and match["version"] else None
-        if delivery is None or (version is not None and version > _MAX_VERSION):
+        if delivery is None or (version is not None and version > MAX_VERSION):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -66,7 +60,7 @@ class FastReads:
         if principal is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = self._route(version is not None, match["what"])
+        scope["route"] = self._routes[(version is not None, match["what"])]
         try:
             admit(request, principal)
             check_kind(principal, READER_KINDS)

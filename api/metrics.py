@@ -29,14 +29,19 @@ class ApiMetrics:
                             registry=self.registry)
         self.job_seconds = Histogram("sohoa_job_duration_seconds", "Digitization job run time",
                                      buckets=(1, 2, 5, 10, 20, 40, 80, 160, 320), registry=self.registry)
-        self._audit_children: dict[tuple[str, str], Any] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (it takes a lock and builds a
+        key each time; the download path counts every request)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def audit_event(self, action: str, outcome: str) -> None:
-        child = self._audit_children.get((action, outcome))
-        if child is None:
-            child = self._audit_children[(action, outcome)] = self.audit_events.labels(action, outcome)
-        child.inc()
+        self.child(self.audit_events, action, outcome).inc()
 
 
 class MetricsMiddleware:
@@ -45,7 +50,6 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app, self.metrics = app, metrics
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,10 +70,6 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            key = (method, template, str(status))
-            children = self._children.get(key)
-            if children is None:
-                children = self._children[key] = (self.metrics.requests.labels(*key),
-                                                  self.metrics.latency.labels(method, template))
-            children[0].inc()
-            children[1].observe(time.perf_counter() - start)
+            m = self.metrics
+            m.child(m.requests, method, template, str(status)).inc()
+            m.child(m.latency, method, template).observe(time.perf_counter() - start)

@@ -31,7 +31,8 @@ router = APIRouter(prefix="/v1", tags=["records"])
 
 OWNER_REF = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="opaque owner reference (owner_ref)")]
 RECORD_URI = Annotated[str, Path(max_length=160, description="record URI AGENCY.DOCTYPE.ULID")]
-VERSION = Annotated[int, Path(ge=1, le=1_000_000)]
+MAX_VERSION = 1_000_000
+VERSION = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 FORBIDDEN_RESPONSE: dict[int | str, dict[str, Any]] = {
     403: {"description": "the record does not exist or the caller may not read it (same body)"}}
 
