@@ -5,11 +5,12 @@ the connection drops after the statement committed."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+
+from tests.test_repository_core import _pg_database
 
 pytestmark = [pytest.mark.postgres]
 
@@ -18,17 +19,12 @@ pytestmark = [pytest.mark.postgres]
 def engine(pg_url: str) -> Iterator[sa.Engine]:
     from repository.db import make_engine, migrate
 
-    database = f"audit_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {database}"))
-    eng = make_engine(pg_url.rsplit("/", 1)[0] + f"/{database}")
+    url, drop = _pg_database(pg_url)
+    eng = make_engine(url)
     migrate(eng)
     yield eng
     eng.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-    admin.dispose()
+    drop()
 
 
 def entry(i: int, who: str = "t"):  # noqa: ANN201 (AuditEntry)
