@@ -70,7 +70,6 @@ class GetPresigner:
         self.access_key, self.region = access_key, region
         self._host = base.split("://", 1)[1]
         self._secret = ("AWS4" + secret_key).encode()
-        self._key_lock = threading.Lock()
         self._day_key: tuple[str, str, bytes] = ("", "", b"")
 
     @classmethod
@@ -103,8 +102,7 @@ class GetPresigner:
         for part in (day, self.region, "s3", "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         credential = queryencode(f"{self.access_key}/{day}/{self.region}/s3/aws4_request")
-        with self._key_lock:
-            self._day_key = (day, credential, key)
+        self._day_key = (day, credential, key)  # one assignment: readers see the old or the new day
         return credential, key
 
     def url(self, key: str, *, expires: timedelta, response_headers: dict[str, str] | None = None,
