@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ingest.configs import signer_spec
@@ -150,7 +149,7 @@ def _spec(settings: Settings, kind: str, ref: dict[str, Any]) -> SignerSpec:
 
     home = settings.officers_dir
     for name in (ref.get("file"), ref.get("cert_file")):
-        if name is not None and (not isinstance(name, str) or Path(name).name != name or name.startswith(".")):
+        if name is not None and not _plain_file_name(name):
             raise OfficerKeyError("signing_key_unusable", "the stored key reference names a file outside officers/")
     cert = str(home / ref["cert_file"]) if ref.get("cert_file") else None
     if kind == "pkcs12":
@@ -193,9 +192,14 @@ def describe(user: UserInfo) -> str:
 def file_passphrase(settings: Settings, file_name: str) -> str:
     """The passphrase of one key file under ``officers/``: HKDF-SHA256 of the server secret with
     the file name as context (256 bits, hex). Computed when needed, never stored."""
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=KDF_CONTEXT + file_name.encode()).derive(settings.owner_secret())
-    return derived.hex()
+    from repository.identity import derive_key
+
+    return derive_key(settings.owner_secret(), KDF_CONTEXT + file_name.encode()).hex()
+
+
+def _plain_file_name(name: object) -> bool:
+    """A stored reference's file name: a plain name directly under ``officers/``."""
+    return isinstance(name, str) and Path(name).name == name and not name.startswith(".")
 
 
 def _private_file(settings: Settings, login: str, suffix: str) -> Path:
@@ -238,7 +242,7 @@ def discard_files(settings: Settings, kind: str | None, ref_json: str | None) ->
     except ValueError:
         return
     for name in (ref.get("file"), ref.get("cert_file")):
-        if isinstance(name, str) and name and Path(name).name == name and not name.startswith("."):
+        if name and _plain_file_name(name):
             (settings.officers_dir / name).unlink(missing_ok=True)
 
 

@@ -56,7 +56,8 @@ def owner_key(secret: bytes, owner_id: str) -> str:
     return hmac.new(secret, canonical_id(owner_id).encode("ascii", "strict"), hashlib.sha256).hexdigest()
 
 
-def _derive(secret: bytes, purpose: bytes) -> bytes:
+def derive_key(secret: bytes, purpose: bytes) -> bytes:
+    """A 256-bit key for one ``purpose`` from the server secret (HKDF-SHA256, no salt)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
 
 
@@ -64,7 +65,7 @@ class OwnerIdCipher:
     """Encrypts owner IDs for storage (AES-256-GCM; the owner key is the associated data)."""
 
     def __init__(self, secret: bytes) -> None:
-        self._aead = AESGCM(_derive(secret, b"sohoa/repository/owner-id-encryption/v1"))
+        self._aead = AESGCM(derive_key(secret, b"sohoa/repository/owner-id-encryption/v1"))
 
     def encrypt(self, owner_id: str, key: str) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
