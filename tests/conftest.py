@@ -22,11 +22,24 @@ SHARED = Path(os.environ.get("SOHOA_SHARED_DIR") or ROOT.parent / "shared")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _missing(tool: str) -> None:
-    message = f"{tool} is not installed (run: bash scripts/setup.sh --with-services)"
+def _unavailable(message: str) -> None:
+    """Skip the test, or fail it in CI (where everything must be there)."""
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _missing(tool: str) -> None:
+    _unavailable(f"{tool} is not installed (run: bash scripts/setup.sh --with-services)")
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` under the shared data (real scans with ground truth), or skip/fail saying where it
+    is looked for."""
+    if not path.exists():
+        _unavailable(f"{path} not found: the steering repo's shared/ stands beside this clone "
+                     "(or set SOHOA_SHARED_DIR)")
+    return path
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from ingest.load import SUPPORTED_SUFFIXES, InputError, LoadLimits, load_bytes, load_file
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require_shared
 
 REAL = SHARED / "data" / "real_smoke" / "original"
 
@@ -55,7 +55,7 @@ def test_single_images_decode_with_their_dpi(fmt: str, media: str) -> None:
 
 
 def test_multipage_g4_tiff_real_scan() -> None:
-    pages = load_file(REAL / "vietsample.tif")
+    pages = load_file(require_shared(REAL / "vietsample.tif"))
     assert [p.index for p in pages] == [0, 1]
     assert all(p.dpi == 300 and not p.dpi_estimated for p in pages)
     assert pages[0].image.ndim == 2 and set(np.unique(pages[0].image)) <= {0, 255}
@@ -105,7 +105,7 @@ def test_scanned_pdf_is_rasterized_at_the_images_resolution() -> None:
 
 
 def test_born_digital_pdf_keeps_its_text_layer() -> None:
-    pages = load_file(REAL / "vietsample1.pdf")
+    pages = load_file(require_shared(REAL / "vietsample1.pdf"))
     assert len(pages) == 2
     assert pages[0].text_layer is not None and "Áo Lụa Hà Đông" in pages[0].text_layer
     assert pages[0].dpi == 300 and pages[0].image.shape[:2] == (3300, 2550)

@@ -15,7 +15,7 @@ from ocr.recognize import (OcrError, OcrOptions, clean_and_recognize_many, parse
                            recognize_many, words_to_text)
 from ocr.types import SourcePage, Word
 from samples.generator import render_document
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require_shared
 
 REAL_PAGE = SHARED / "data" / "real_smoke" / "pages" / "vietsample1_pdf_p-1.png"
 
@@ -36,7 +36,7 @@ def _top(image: np.ndarray, share: float = 0.3) -> np.ndarray:
 
 
 def test_real_vietnamese_page_reads_with_low_cer() -> None:
-    truth = REAL_PAGE.with_suffix("").with_suffix(".gt.txt").read_text(encoding="utf-8")
+    truth = require_shared(REAL_PAGE.with_suffix("").with_suffix(".gt.txt")).read_text(encoding="utf-8")
     page = recognize(clean_page(load_file(REAL_PAGE)[0]))
     assert cer(truth, page.text) < 0.01
     assert page.text == unicodedata.normalize("NFC", page.text)
