@@ -6,6 +6,7 @@ and the exit codes below.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -664,7 +665,6 @@ def worker(
     name: Annotated[Optional[str], typer.Option("--name", help="Worker node name (default: sohoa-PID@host).")] = None,
 ) -> None:
     """Run a Celery worker for bulk runs started with `--engine celery`."""
-    import os
 
     settings_or_exit()
     os.environ["OMP_THREAD_LIMIT"] = "1"
@@ -729,6 +729,7 @@ def serve(
         err.print(f"sohoa: {interrupted} job(s) left unfinished by the last run were marked failed (interrupted)")
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(log_level.upper())
+    os.environ.setdefault("SOHOA_API_GC_FREEZE", "true")  # a long-running server (see ApiOptions.gc_freeze)
     if workers == 1:
         from api.app import create_app
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=log_level)
@@ -1309,7 +1310,6 @@ def _quiet_library_deprecations() -> None:
 
 
 def main() -> None:
-    import os
 
     from ingest.logs import setup_logging
     _quiet_library_deprecations()

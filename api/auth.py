@@ -39,8 +39,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiProblem, LoginRequired, forbidden, invalid, unauthenticated
 from repository import InvalidRequest
-from repository.access import (AuthorizationInfo, ClientInfo, GrantInfo, ReaderView, ReadScope, RecordFacts,
-                               UserInfo, check_purpose, utcnow)
+from repository.access import (AuthorizationInfo, ClientInfo, GrantInfo, ReaderQuery, ReaderView, ReadScope,
+                               RecordFacts, UserInfo, check_purpose, utcnow)
 from repository.identity import normalize_owner_id
 
 if TYPE_CHECKING:
@@ -371,15 +371,15 @@ def decide(principal: Principal, facts: RecordFacts, *, grants: Iterable[GrantIn
     return DENY
 
 
-def reader_view(services: "Services", principal: Principal, ctx: ReadContext, uri: str, *,
-                at: datetime) -> ReaderView | None:
-    """The record as ``principal`` sees it: its facts plus the grant / authorization that could
-    let them read it, in one query (grants and revocations count from the very next request,
-    in every server process: nothing of the decision is cached)."""
+def reader_query(principal: Principal, ctx: ReadContext, uri: str, *, at: datetime) -> ReaderQuery:
+    """What to look up for ``principal`` reading ``uri``: the record plus the grant (agency,
+    purpose) and authorization (representative) that could let them read it. Grants and
+    revocations count from the very next request, in every server process: nothing of the
+    decision is cached."""
     agency = principal.agency_code if principal.acts_for_agency else None
     representative = principal.owner_key if principal.kind == "citizen" else ctx.on_behalf_key if agency else None
-    return services.access.reader_view(uri, at=at, agency_code=agency, purpose=ctx.purpose if agency else None,
-                                       representative_key=representative)
+    return ReaderQuery(uri, at, agency_code=agency, purpose=ctx.purpose if agency else None,
+                       representative_key=representative)
 
 
 def authorize_view(principal: Principal, view: ReaderView, at: datetime) -> Decision:

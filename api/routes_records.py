@@ -8,6 +8,7 @@ import functools
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, cast
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
@@ -15,10 +16,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import (Decision, Principal, ReadContext, authorize_view, current_principal, list_scope,
-                      owner_ref_of, read_context, reader_view, require, services_of)
+                      owner_ref_of, read_context, reader_query, require, services_of)
 from api.errors import ApiProblem, invalid, not_found_or_forbidden
 from repository import IntegrityFailure, InvalidRequest, ObjectMissing, StorageUnavailable
-from repository.access import RecordFacts, utcnow
+from repository.access import AccessStore, ReaderQuery, ReaderView, RecordFacts, utcnow
 from repository.audit import AuditEntry
 from repository.layout import parse_record_uri
 from repository.objectstore import ObjectStore
@@ -126,19 +127,24 @@ class ReadCheck:
         return replace(self, entry=entry)
 
 
-def check_read(services: Services, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
-               action: str, details: dict | None = None) -> ReadCheck:
-    """Decide whether ``principal`` may read version ``version`` (default: current) of ``uri``:
-    one SQL query for the current version and the caller's grant/authorization (a second one only
-    for an older version). Writes nothing; the caller audits ``entry`` before answering."""
+def read_query(principal: Principal, ctx: ReadContext, uri: str) -> ReaderQuery:
+    """What to look up for this read, as of now (422 for a malformed record URI)."""
     try:
         parse_record_uri(uri)
     except InvalidRequest as exc:
         raise invalid(str(exc)) from None
-    now = utcnow()
-    view = reader_view(services, principal, ctx, uri, at=now)
+    return reader_query(principal, ctx, uri, at=utcnow())
+
+
+def judge_read(services: Services, principal: Principal, ctx: ReadContext, query: ReaderQuery,
+               view: ReaderView | None, version: int | None, action: str, details: dict | None = None) -> ReadCheck:
+    """Decide whether ``principal`` may read version ``version`` (default: current) of the record,
+    from ``view`` (the record's current version and the caller's grant/authorization, as of
+    ``query.at``); a second query only for an older version. Writes nothing; the caller audits
+    ``entry`` before answering."""
+    uri = query.uri
     current = view.facts if view is not None else None
-    decision = authorize_view(principal, view, now) if view is not None else None
+    decision = authorize_view(principal, view, query.at) if view is not None else None
     if current is None or decision is None or not decision.allowed:
         return ReadCheck(read_entry(principal, action, outcome="denied", uri=uri, facts=current, ctx=ctx),
                          problem=not_found_or_forbidden())
@@ -149,6 +155,14 @@ def check_read(services: Services, principal: Principal, ctx: ReadContext, uri: 
                          problem=ApiProblem(404, "version_not_found", f"the record has no version {version}"))
     return ReadCheck(read_entry(principal, action, outcome="allowed", uri=uri, facts=facts, ctx=ctx,
                                 decision=decision, details=details), facts=facts, decision=decision)
+
+
+def check_read(services: Services, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
+               action: str, details: dict | None = None) -> ReadCheck:
+    """:func:`judge_read` after its one query (for routes that run in a thread)."""
+    query = read_query(principal, ctx, uri)
+    return judge_read(services, principal, ctx, query, services.access.reader_views([query])[0], version, action,
+                      details)
 
 
 def authorized_facts(request: Request, principal: Principal, ctx: ReadContext, uri: str,
@@ -205,11 +219,34 @@ class RedirectOut(BaseModel):
     media_type: str
 
 
+@dataclass(frozen=True)
+class ReadJob:
+    """One record read waiting for its decision: what to look up, and what to do with it (in the
+    database thread: decide, and presign for a redirect)."""
+
+    query: ReaderQuery
+    finish: Callable[[ReaderView | None], Any]
+
+
+def run_reads(access: AccessStore, jobs: Sequence[ReadJob]) -> list[Any]:
+    """The reads that arrived together: one lookup for all (:meth:`AccessStore.reader_views`),
+    then each job's own ``finish`` (its exception is its answer alone)."""
+    views = access.reader_views([job.query for job in jobs])
+    results: list[Any] = []
+    for job, view in zip(jobs, views):
+        try:
+            results.append(job.finish(view))
+        except Exception as exc:  # noqa: BLE001 (handed to that request, answered by its handlers)
+            results.append(exc)
+    return results
+
+
 async def download(request: Request, principal: Principal, ctx: ReadContext, uri: str, version: int | None,
                     what: Literal["pdf", "record"], delivery: Delivery) -> Response:
     """Decide, prepare, audit, answer — in that order; nothing leaves before the audit entry
-    is committed. The decision (one SQL query) and the presigned URL are made in a thread of
-    the bounded database pool, the object read (proxy) in the I/O pool; the audit commit is
+    is committed. The decision and the presigned URL are made in a thread of the bounded
+    database pool, together with the other reads waiting at that moment (:func:`run_reads`: one
+    SQL query for all of them), the object read (proxy) in the I/O pool; the audit commit is
     awaited without holding a thread."""
     services = services_of(request)
     store = services.repository.objects
@@ -220,8 +257,10 @@ async def download(request: Request, principal: Principal, ctx: ReadContext, uri
     details = {"delivery": "redirect", "expires_in": int(expires.total_seconds())} if redirect else None
     wanted = request.headers.get("if-none-match")
 
-    def decide_and_presign() -> tuple[ReadCheck, str | Exception | None]:
-        check = check_read(services, principal, ctx, uri, version, action, details)
+    query = read_query(principal, ctx, uri)
+
+    def decide_and_presign(view: ReaderView | None) -> tuple[ReadCheck, str | Exception | None]:
+        check = judge_read(services, principal, ctx, query, view, version, action, details)
         if check.problem is not None or check.facts is None or not redirect:
             return check, None
         key, sha = _object_of(check.facts, what)
@@ -234,9 +273,9 @@ async def download(request: Request, principal: Principal, ctx: ReadContext, uri
         except StorageUnavailable as exc:
             return check.failed(type(exc).__name__), exc
 
-    loop = asyncio.get_running_loop()
     issued = utcnow()
-    check, url = await loop.run_in_executor(services.db_executor, decide_and_presign)
+    check, url = await services.reads(ReadJob(query, decide_and_presign))
+    loop = asyncio.get_running_loop()
     data: bytes | None = None
     failure: Exception | None = check.problem
     if isinstance(url, Exception):

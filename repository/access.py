@@ -18,12 +18,12 @@ import secrets
 import threading
 import unicodedata
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
-from typing import Literal
+from typing import Any, Callable, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -36,11 +36,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    func,
     literal,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
@@ -304,6 +307,18 @@ class ReaderView:
 
 
 @dataclass(frozen=True)
+class ReaderQuery:
+    """Which reader asks for the current version of which record, as of when (the inputs of
+    :meth:`AccessStore.reader_view`, for :meth:`AccessStore.reader_views`)."""
+
+    uri: str
+    at: datetime
+    agency_code: str | None = None
+    purpose: str | None = None
+    representative_key: str | None = None
+
+
+@dataclass(frozen=True)
 class ReadScope:
     """Which of one owner's records a principal may list: all, those converted by an agency,
     and/or those of some document types."""
@@ -518,34 +533,60 @@ _AUTHORIZATION_COLUMNS = tuple(c.name for c in Authorization.__table__.columns)
 
 
 @functools.cache
-def _reader_statement(specific_version: bool):  # noqa: ANN202 (Select, built once)
+def _reader_query(value: Callable[[str], Any]):  # noqa: ANN202 (Select)
     """Record facts + the first active matching grant (agency, purpose) and authorization
     (representative) of the record's owner, in one round trip (correlated subqueries in the ON
-    clauses of two outer joins: plain SQL that SQLite and PostgreSQL both run)."""
+    clauses of two outer joins: plain SQL that SQLite and PostgreSQL both run). ``value(name)``
+    gives the request's ``uri``, ``now``, ``agency_code``, ``purpose``, ``representative_key``:
+    bound parameters for one request, columns of the request set for a batch."""
     grants, auths = AccessGrant.__table__, Authorization.__table__
     g, a = grants.alias("g"), auths.alias("a")
     gi, ai = grants.alias("gi"), auths.alias("ai")
-    now = bindparam("now")
+    now = value("now")
     grant_id = (select(gi.c.id)
-                .where(gi.c.owner_key == Owner.owner_key, gi.c.agency_code == bindparam("agency_code"),
-                       gi.c.purpose == bindparam("purpose"), gi.c.revoked_at.is_(None), gi.c.valid_from <= now,
+                .where(gi.c.owner_key == Owner.owner_key, gi.c.agency_code == value("agency_code"),
+                       gi.c.purpose == value("purpose"), gi.c.revoked_at.is_(None), gi.c.valid_from <= now,
                        gi.c.valid_until > now, or_(gi.c.doc_type.is_(None), gi.c.doc_type == Version.doc_type))
-                .order_by(gi.c.id).limit(1).scalar_subquery())
+                .order_by(gi.c.id).limit(1).correlate_except(gi).scalar_subquery())
     auth_id = (select(ai.c.id)
-               .where(ai.c.owner_key == Owner.owner_key, ai.c.representative_key == bindparam("representative_key"),
+               .where(ai.c.owner_key == Owner.owner_key, ai.c.representative_key == value("representative_key"),
                       ai.c.revoked_at.is_(None), ai.c.valid_from <= now, ai.c.valid_until > now,
                       or_(ai.c.doc_type.is_(None), ai.c.doc_type == Version.doc_type))
-               .order_by(ai.c.id).limit(1).scalar_subquery())
+               .order_by(ai.c.id).limit(1).correlate_except(ai).scalar_subquery())
     record_blob = aliased(Blob)
-    q = (_facts_query(record_blob.object_key.label("record_key"))
-         .join(record_blob, record_blob.sha256 == Version.record_sha256)
-         .outerjoin(g, g.c.id == grant_id)
-         .outerjoin(a, a.c.id == auth_id)
-         .add_columns(*(g.c[n].label(f"g_{n}") for n in _GRANT_COLUMNS),
-                      *(a.c[n].label(f"a_{n}") for n in _AUTHORIZATION_COLUMNS))
-         .where(Record.uri == bindparam("uri"), Version.status != "deleted"))
+    return (_facts_query(record_blob.object_key.label("record_key"))
+            .join(record_blob, record_blob.sha256 == Version.record_sha256)
+            .outerjoin(g, g.c.id == grant_id)
+            .outerjoin(a, a.c.id == auth_id)
+            .add_columns(*(g.c[n].label(f"g_{n}") for n in _GRANT_COLUMNS),
+                         *(a.c[n].label(f"a_{n}") for n in _AUTHORIZATION_COLUMNS))
+            .where(Record.uri == value("uri"), Version.status != "deleted"))
+
+
+@functools.cache
+def _reader_statement(specific_version: bool):  # noqa: ANN202 (Select, built once)
+    q = _reader_query(bindparam)
     q = q.where(Version.version == bindparam("version")) if specific_version else q.order_by(Version.version.desc())
     return q.limit(1)
+
+
+# the columns of a batch's request set (PostgreSQL: one array parameter each, unnested together)
+_BATCH_COLUMNS = (("uri", String), ("now", DateTime(timezone=True)), ("agency_code", String), ("purpose", String),
+                  ("representative_key", String))
+
+
+@functools.cache
+def _reader_batch_statement():  # noqa: ANN202 (Select, built once; PostgreSQL only)
+    """``_reader_statement(False)`` for many requests in one round trip: the requests are
+    unnested from one array per column, each joined LATERAL to its own reader query; a request
+    that finds nothing still gives its row (``ord`` and NULLs), so every request gets exactly one
+    row, tagged with its 1-based position."""
+    requests = (func.unnest(*(bindparam(f"{name}s", type_=ARRAY(type_)) for name, type_ in _BATCH_COLUMNS))
+                .table_valued(*(name for name, _ in _BATCH_COLUMNS), with_ordinality="ord")
+                .render_derived(name="req"))
+    one = (_reader_query(lambda name: requests.c[name])
+           .order_by(Version.version.desc()).limit(1).lateral("hit"))
+    return select(requests.c.ord, one).select_from(requests).outerjoin(one, true())
 
 
 def _prefixed(row, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | None:  # noqa: ANN001 (Row)
@@ -606,6 +647,18 @@ def _first_prepared(engine: Engine, operation: str, name: str, statement, params
     return run_on_cursor(engine, operation, work)
 
 
+def _all_prepared(engine: Engine, operation: str, name: str, statement, params: dict) -> list:  # noqa: ANN001
+    """Every row of ``statement`` as :func:`_first_prepared` runs it (PostgreSQL only)."""
+    p = _pg_prepared(name, statement, engine.dialect)
+    args = [params[n] if n in params else p.defaults[n] for n in p.order]
+
+    def work(cursor, info: dict) -> list:  # noqa: ANN001 (DB-API cursor)
+        execute_prepared(cursor, info, name, p.prepare, p.execute, args, all_rows=True)
+        return [p.row_type._make(row) for row in cursor.fetchall()]
+
+    return run_on_cursor(engine, operation, work)
+
+
 def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
     return RecordFacts(uri=r.uri, version=r.version, current_version=r.current_version, owner_key=r.owner_key,
                        converting_agency_code=r.converting_agency_code, doc_type=r.doc_type, title=r.title,
@@ -613,6 +666,14 @@ def _facts_from_row(r) -> RecordFacts:  # noqa: ANN001 (Row)
                        pdf_size=int(r.size), record_sha256=r.record_sha256, record_key=r.record_key,
                        pages=r.pages, status=r.status, created_at=aware(r.created_at),
                        updated_at=aware(r.updated_at))
+
+
+def _view_from_row(row) -> ReaderView:  # noqa: ANN001 (a reader statement's row)
+    grant = _prefixed(row, "g_", _GRANT_COLUMNS)
+    auth = _prefixed(row, "a_", _AUTHORIZATION_COLUMNS)
+    return ReaderView(facts=_facts_from_row(row),
+                      grants=(_grant_info(grant),) if grant is not None else (),  # type: ignore[arg-type]
+                      authorizations=(_authorization_info(auth),) if auth is not None else ())  # type: ignore[arg-type]
 
 
 # ---- the store -------------------------------------------------------------------------------
@@ -981,13 +1042,22 @@ class AccessStore:
             params["version"] = version
         name, statement = f"sohoa_reader_{int(version is not None)}", _reader_statement(version is not None)
         row = _first_prepared(self.reads, "read record", name, statement, params)
-        if row is None:
-            return None
-        grant = _prefixed(row, "g_", _GRANT_COLUMNS)
-        auth = _prefixed(row, "a_", _AUTHORIZATION_COLUMNS)
-        return ReaderView(facts=_facts_from_row(row),
-                          grants=(_grant_info(grant),) if grant is not None else (),  # type: ignore[arg-type]
-                          authorizations=(_authorization_info(auth),) if auth is not None else ())  # type: ignore[arg-type]
+        return _view_from_row(row) if row is not None else None
+
+    def reader_views(self, queries: Sequence[ReaderQuery]) -> list[ReaderView | None]:
+        """:meth:`reader_view` (current versions) for several readers at once, in order. On
+        PostgreSQL ONE round trip answers them all (each request still has its own row, as of its
+        own ``at``: nothing is shared between them but the statement); elsewhere one query each."""
+        if self.reads.dialect.name != "postgresql" or len(queries) < 2:
+            return [self.reader_view(q.uri, at=q.at, agency_code=q.agency_code, purpose=q.purpose,
+                                     representative_key=q.representative_key) for q in queries]
+        params = {f"{name}s": [getattr(q, "at" if name == "now" else name) for q in queries]
+                  for name, _ in _BATCH_COLUMNS}
+        views: list[ReaderView | None] = [None] * len(queries)
+        for row in _all_prepared(self.reads, "read records", "sohoa_readers", _reader_batch_statement(), params):
+            if row.uri is not None:
+                views[row.ord - 1] = _view_from_row(row)
+        return views
 
     def record_versions(self, uri: str) -> list[RecordFacts]:
         facts = self.record_facts(uri)

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import free_port
-from tests.test_api_support import HOME_AGENCY, OTHER_AGENCY, OWNER_A, OWNER_B, init_home, store_record
+from tests.test_api_support import HOME_AGENCY, OTHER_AGENCY, OWNER_A, OWNER_B, REPRESENTATIVE, init_home, store_record
 
 SOHOA = str(Path(sys.executable).parent / "sohoa")
 pytestmark = [pytest.mark.postgres, pytest.mark.s3, pytest.mark.slow]
@@ -281,3 +281,49 @@ def test_reads_survive_killed_database_connections(prod_env):
                                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
         assert killed >= 2  # the read pool's connection and the audit writer's
         assert [client.get(url, headers=agency).status_code for _ in range(3)] == [200] * 3
+
+
+def test_batched_reader_views_equal_one_query_each(prod_env):
+    """AccessStore.reader_views: the reads that wait together share ONE PostgreSQL query (see
+    api.batching); each must still see exactly what its own query would: its record, its
+    agency's grant for its purpose, its representative's authorization, as of its own time."""
+    from ingest.pipeline import Pipeline
+    from ingest.settings import load_settings
+    from repository.access import AccessStore, ReaderQuery
+
+    pipeline = Pipeline(load_settings())
+    try:
+        birth = store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH")
+        store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH (cải chính)", uri=birth.uri)
+        decision = store_record(pipeline, OWNER_A, "000.00.99.H30", "quyet_dinh", "QUYẾT ĐỊNH")
+        residence = store_record(pipeline, OWNER_B, HOME_AGENCY, "xac_nhan_cu_tru", "XÁC NHẬN CƯ TRÚ")
+        repo = pipeline.repository
+        access = AccessStore(repo.engine)
+        ref_a, ref_b, ref_rep = repo.owner_key(OWNER_A), repo.owner_key(OWNER_B), repo.owner_key(REPRESENTATIVE)
+        now = datetime.now(timezone.utc)
+        access.create_grant(owner_key=ref_a, agency_code=OTHER_AGENCY, purpose="1.004227", basis="consent",
+                            valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=1), created_by="t")
+        access.create_grant(owner_key=ref_a, agency_code=OTHER_AGENCY, purpose="2.000001", basis="legal_basis",
+                            legal_reference="Luật Cư trú 2020", doc_type="quyet_dinh",
+                            valid_from=now - timedelta(days=3), valid_until=now - timedelta(days=2), created_by="t")
+        access.create_authorization(owner_key=ref_b, representative_key=ref_rep, valid_from=now - timedelta(hours=1),
+                                    valid_until=now + timedelta(days=1), created_by="t")
+        queries = [ReaderQuery(uri, at, agency_code=agency, purpose=purpose, representative_key=rep)
+                   for uri in (birth.uri, decision.uri, residence.uri, "urn:sohoa:000.00.12.H29:missing")
+                   for at in (now, now - timedelta(days=2, hours=12))
+                   for agency, purpose, rep in ((OTHER_AGENCY, "1.004227", None), (OTHER_AGENCY, "2.000001", None),
+                                                (None, None, ref_rep), (OTHER_AGENCY, "1.004227", ref_rep))]
+        one_each = [access.reader_view(q.uri, at=q.at, agency_code=q.agency_code, purpose=q.purpose,
+                                       representative_key=q.representative_key) for q in queries]
+        batched = access.reader_views(queries)
+        assert batched == one_each
+        assert access.reader_views(queries[5:6]) == one_each[5:6]  # alone: the one-request statement
+        # not vacuous: current version, grants in and out of their windows, an authorization, a miss
+        assert one_each[0].facts.version == 2 and len(one_each[0].grants) == 1
+        assert not one_each[4].grants  # the consent did not exist two and a half days ago
+        assert (len(one_each[9].grants), len(one_each[13].grants)) == (0, 1)  # the legal basis: expired, then valid
+        assert one_each[18].authorizations and not one_each[2].authorizations
+        assert one_each[24:] == [None] * 8
+        access.close()
+    finally:
+        pipeline.close()

@@ -47,6 +47,27 @@ def test_health_ready_metrics_openapi(app_env):
     assert 'route="/v1/records/{uri}"' in metrics and "x.y.z" not in metrics
 
 
+def test_gc_freeze_after_start_up_only_when_asked(sohoa_home):
+    """`sohoa serve` freezes the start-up objects (full collections then skip them); an app
+    embedded in another process (this one) does not, unless asked."""
+    import gc
+
+    from api.app import ApiOptions, create_app
+    from ingest.settings import load_settings
+
+    init_home(sohoa_home)
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(load_settings(), ApiOptions())) as client:
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() == 0
+        with TestClient(create_app(load_settings(), ApiOptions(gc_freeze=True))) as client:
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.parametrize("enabled", [False, True])
 def test_opentelemetry_only_when_asked(sohoa_home, monkeypatch, enabled: bool):
     """An operator's global OpenTelemetry provider gets FastAPI's request spans only with
