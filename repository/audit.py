@@ -424,16 +424,31 @@ class AuditLog:
 
 
 # ---- group commit for a server ---------------------------------------------------------------
+def _settle(outcomes: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
+    """On a waiting event loop: one committed batch's outcomes for that loop's callers."""
+    for fut, outcome in outcomes:
+        if fut.done():  # timed out or cancelled meanwhile
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+_LoopWaiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[int]"]  # a record_async caller
+
+
 class AuditWriter:
     """One writer thread per process: callers block until their entry is committed, and entries
     arriving together share one transaction (group commit). Signs a checkpoint every
-    ``checkpoint_seconds`` while there is traffic, and on close."""
+    ``checkpoint_seconds`` while there is traffic, and on close. A caller that stops waiting
+    (timeout, cancelled request) changes nothing for the others: its entry is still written."""
 
     def __init__(self, log: AuditLog, key: Ed25519PrivateKey | None, *, batch_max: int = 256,
                  checkpoint_seconds: float = 5.0, timeout: float = 15.0) -> None:
         self.log, self.key = log, key
         self.batch_max, self.checkpoint_seconds, self.timeout = batch_max, checkpoint_seconds, timeout
-        self._queue: queue.SimpleQueue[tuple[AuditEntry, Future[int]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[AuditEntry, Future[int] | _LoopWaiter] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._dirty = False
@@ -447,9 +462,15 @@ class AuditWriter:
             raise StorageUnavailable("audit log did not commit in time") from exc
 
     async def record_async(self, entry: AuditEntry) -> int:
-        """:meth:`record` for an event loop: waits for the commit without holding a thread."""
+        """:meth:`record` for an event loop: waits for the commit without holding a thread; the
+        writer hands a batch's outcomes to each waiting loop in one call."""
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[int] = loop.create_future()
+        self._ensure_thread()
+        self._queue.put((entry, (loop, committed)))
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(self.submit(entry)), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await committed
         except TimeoutError as exc:
             raise StorageUnavailable("audit log did not commit in time") from exc
 
@@ -493,17 +514,31 @@ class AuditWriter:
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[AuditEntry, Future[int]]]) -> None:
+    def _commit(self, batch: list[tuple[AuditEntry, Future[int] | _LoopWaiter]]) -> None:
+        outcomes: Sequence[int | BaseException]
         try:
-            seqs = self.log.append([entry for entry, _ in batch])
+            outcomes = self.log.append([entry for entry, _ in batch])
+            self._dirty = True
         except Exception as exc:  # every waiting request must hear about it
-            for _, fut in batch:
-                fut.set_exception(exc if isinstance(exc, StorageUnavailable)
-                                  else StorageUnavailable(f"audit log append failed: {type(exc).__name__}"))
-            return
-        self._dirty = True
-        for (_, fut), seq in zip(batch, seqs):
-            fut.set_result(seq)
+            error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(
+                f"audit log append failed: {type(exc).__name__}")
+            outcomes = [error] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | BaseException]]] = {}
+        for (_, waiter), outcome in zip(batch, outcomes):
+            if isinstance(waiter, Future):
+                if not waiter.set_running_or_notify_cancel():  # its caller gave up
+                    continue
+                if isinstance(outcome, BaseException):
+                    waiter.set_exception(outcome)
+                else:
+                    waiter.set_result(outcome)
+            else:
+                by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop is closed: nobody is waiting there any more
+                pass
 
     def _maybe_checkpoint(self, *, force: bool) -> None:
         if self.key is None or not self._dirty:

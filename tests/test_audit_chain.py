@@ -167,6 +167,79 @@ def test_concurrent_writers_keep_one_chain(audit_env):
     assert report.entries == len(ACTIONS) + 150 and report.uncovered == 0
 
 
+def test_async_waiters_get_their_own_sequence_numbers_from_shared_batches(audit_env):
+    """record_async (the API's path): callers on two event loops and a thread share the writer's
+    batches; each gets the sequence number of its own entry, once it is committed."""
+    import asyncio
+
+    from repository.audit import AuditEntry, AuditLog, AuditWriter
+
+    repo, log, key = audit_env
+    writer = AuditWriter(AuditLog(repo.engine), key, checkpoint_seconds=0.05)
+
+    def entry(tag: str, i: int) -> AuditEntry:
+        return AuditEntry(actor=f"client:{tag}", actor_kind="agency", action="record.read", details={"i": i})
+
+    async def burst(tag: str) -> list[int]:
+        return list(await asyncio.gather(*(writer.record_async(entry(tag, i)) for i in range(40))))
+
+    results: dict[str, list[int]] = {}
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, asyncio.run(burst(t)))) for t in "ab"]
+    threads.append(threading.Thread(target=lambda: results.__setitem__("s", [writer.record(entry("s", i))
+                                                                              for i in range(10)])))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    seqs = sorted(s for v in results.values() for s in v)
+    assert seqs == list(range(len(ACTIONS) + 1, len(ACTIONS) + 91))
+    with repo.engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT seq, actor || ':' || details FROM audit_events")).all())
+    for tag, got in results.items():
+        assert [json.loads(stored[s].split(":", 2)[2])["i"] for s in got] == list(range(len(got)))
+        assert {stored[s].split(":")[1] for s in got} == {tag}
+    assert log.verify([key.public_key()]).ok
+
+
+def test_async_waiters_hear_a_failed_or_stuck_commit(audit_env, monkeypatch):
+    import asyncio
+
+    from repository import StorageUnavailable
+    from repository.audit import AuditEntry, AuditLog, AuditWriter
+
+    repo, _, key = audit_env
+    log = AuditLog(repo.engine)
+    def broken(entries):  # noqa: ANN001, ANN202
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database went away"))
+
+    def stuck(entries):  # noqa: ANN001, ANN202
+        stop.wait(5)
+        return list(range(1, len(entries) + 1))
+
+    stop = threading.Event()
+    monkeypatch.setattr(log, "append", broken)
+    writer = AuditWriter(log, key, timeout=0.3)
+    item = AuditEntry(actor="client:x", actor_kind="agency", action="record.read")
+
+    async def two() -> list:  # noqa: ANN202
+        return await asyncio.gather(writer.record_async(item), writer.record_async(item), return_exceptions=True)
+
+    failed = asyncio.run(two())
+    assert all(isinstance(e, StorageUnavailable) and "OperationalError" in str(e) for e in failed), failed
+    monkeypatch.setattr(log, "append", stuck)  # the commit hangs: the caller gives up after its timeout
+    with pytest.raises(StorageUnavailable, match="did not commit in time"):
+        asyncio.run(writer.record_async(item))
+    stop.set()  # the late outcome finds its loop closed: dropped, the writer carries on
+    assert writer.record(item) == 1  # (the stand-in append numbers each batch from 1)
+    stop.clear()
+    gave_up, waiting = writer.submit(item), writer.submit(item)
+    assert gave_up.cancel()  # a caller that stops waiting (it was a crash of the writer thread,
+    stop.set()               # stranding the rest of its batch and whatever was queued next)
+    assert waiting.result(timeout=5) in (1, 2) and writer.record(item) == 1
+    writer.close()
+
+
 def test_checkpoint_command(audit_env):
     import cli
     repo, log, key = audit_env
