@@ -78,12 +78,11 @@ def _telemetry(options: ApiOptions) -> dict[str, bool]:
     return {"tracing": on, "metrics": on, "logs": False}
 
 
-def freeze_startup_objects() -> int:
-    """Collect once, then freeze what survives (the objects every request shares); returns how
-    many objects were frozen. Later collections, full ones included, only walk newer objects."""
+def freeze_startup_objects() -> None:
+    """Collect once, then freeze what survives (the objects every request shares): later
+    collections, full ones included, only walk newer objects."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 def audit_key_path(settings: Settings) -> Path:

@@ -6,9 +6,9 @@ import asyncio
 import base64
 import functools
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, cast
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile

@@ -637,23 +637,18 @@ def _first_prepared(engine: Engine, operation: str, name: str, statement, params
     costs more Python time than the round trip). Other databases run the statement as is."""
     if engine.dialect.name != "postgresql":
         return retry_on_disconnect(engine, operation, lambda conn: conn.execute(statement, params).first())
-    p = _pg_prepared(name, statement, engine.dialect)
-    args = [params[n] if n in params else p.defaults[n] for n in p.order]
-
-    def work(cursor, info: dict):  # noqa: ANN001, ANN202 (DB-API cursor -> row)
-        row = execute_prepared(cursor, info, name, p.prepare, p.execute, args)
-        return None if row is None else p.row_type._make(row)
-
-    return run_on_cursor(engine, operation, work)
+    rows = _prepared_rows(engine, operation, name, statement, params)  # (the reader statements: LIMIT 1)
+    return rows[0] if rows else None
 
 
-def _all_prepared(engine: Engine, operation: str, name: str, statement, params: dict) -> list:  # noqa: ANN001
-    """Every row of ``statement`` as :func:`_first_prepared` runs it (PostgreSQL only)."""
+def _prepared_rows(engine: Engine, operation: str, name: str, statement, params: dict) -> list:  # noqa: ANN001 (Select)
+    """Every row of ``statement`` run as :func:`_first_prepared` runs it on PostgreSQL, with
+    attribute access by column label."""
     p = _pg_prepared(name, statement, engine.dialect)
     args = [params[n] if n in params else p.defaults[n] for n in p.order]
 
     def work(cursor, info: dict) -> list:  # noqa: ANN001 (DB-API cursor)
-        execute_prepared(cursor, info, name, p.prepare, p.execute, args, all_rows=True)
+        execute_prepared(cursor, info, name, p.prepare, p.execute, args)
         return [p.row_type._make(row) for row in cursor.fetchall()]
 
     return run_on_cursor(engine, operation, work)
@@ -1054,7 +1049,7 @@ class AccessStore:
         params = {f"{name}s": [getattr(q, "at" if name == "now" else name) for q in queries]
                   for name, _ in _BATCH_COLUMNS}
         views: list[ReaderView | None] = [None] * len(queries)
-        for row in _all_prepared(self.reads, "read records", "sohoa_readers", _reader_batch_statement(), params):
+        for row in _prepared_rows(self.reads, "read records", "sohoa_readers", _reader_batch_statement(), params):
             if row.uri is not None:
                 views[row.ord - 1] = _view_from_row(row)
         return views

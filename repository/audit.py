@@ -239,7 +239,8 @@ def _stored(e: AuditEvent) -> StoredAuditEvent:
 
 def _pg_append(cursor: Any, info: dict, params: tuple) -> tuple[int, int | None, str | None]:
     """Run the prepared append on one connection (prepared there on first use)."""
-    inserted, seq, digest = execute_prepared(cursor, info, _PG_APPEND_NAME, _PG_APPEND, _PG_APPEND_EXECUTE, params)
+    execute_prepared(cursor, info, _PG_APPEND_NAME, _PG_APPEND, _PG_APPEND_EXECUTE, params)
+    inserted, seq, digest = cursor.fetchone()
     return int(inserted), seq, digest
 
 

@@ -107,19 +107,16 @@ def run_on_cursor(engine: Engine, operation: str, work: Callable[[Any, dict], T]
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
 
-def execute_prepared(cursor: Any, info: dict, name: str, prepare: str, execute: str, args: Sequence[Any], *,
-                     all_rows: bool = False) -> Any:
-    """The first row (or, with ``all_rows``, nothing: the caller fetches them) of the PostgreSQL
-    prepared statement ``name`` on one pooled connection (``cursor`` and ``info`` as
-    :func:`run_on_cursor` gives them): ``prepare`` runs on the connection's first use of
-    ``name`` (remembered in ``info``, which lives as long as the database session), then
-    ``execute`` with ``args``."""
+def execute_prepared(cursor: Any, info: dict, name: str, prepare: str, execute: str, args: Sequence[Any]) -> None:
+    """Execute the PostgreSQL prepared statement ``name`` on one pooled connection (``cursor``
+    and ``info`` as :func:`run_on_cursor` gives them; the caller fetches the rows): ``prepare``
+    runs on the connection's first use of ``name`` (remembered in ``info``, which lives as long
+    as the database session), then ``execute`` with ``args``."""
     prepared = info.setdefault("sohoa_prepared", set())
     if name not in prepared:
         cursor.execute(prepare)
         prepared.add(name)
     cursor.execute(execute, args)
-    return None if all_rows else cursor.fetchone()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 (DB-API connection)
