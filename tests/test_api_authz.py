@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_api_support import (HOME_AGENCY, OFFICER_PASSWORD, OTHER_AGENCY, OWNER_A, OWNER_B, REPRESENTATIVE,
-                              THIRD_AGENCY, World, add_grant, bearer, init_home, store_record)
+                              World, add_grant, bearer, records_home)
 
 MISSING_URI = f"{HOME_AGENCY}.giay_khai_sinh.01JF0000000000000000000000"
 PURPOSES = ("p-active", "p-revoked", "p-expired", "p-future", "p-doctype", "p-legal", "p-none")
@@ -21,26 +21,13 @@ PURPOSES = ("p-active", "p-revoked", "p-expired", "p-future", "p-doctype", "p-le
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     from api.app import ApiOptions, create_app
-    from ingest.pipeline import Pipeline
-    from ingest.settings import load_settings
 
-    home = tmp_path_factory.mktemp("authz") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOHOA_HOME", str(home))
-        init_home(home)
-        settings = load_settings()
-        pipeline = Pipeline(settings)
-        a_home = store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH")
-        store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH (cải chính)",
-                     uri=a_home.uri)  # version 2
-        a_third = store_record(pipeline, OWNER_A, THIRD_AGENCY, "quyet_dinh", "QUYẾT ĐỊNH")
-        b_home = store_record(pipeline, OWNER_B, HOME_AGENCY, "xac_nhan_cu_tru", "XÁC NHẬN CƯ TRÚ")
-        pipeline.close()
+    with records_home(tmp_path_factory.mktemp("authz") / "home", third_agency=True) as (settings, records):
         app = create_app(settings, ApiOptions(rate_per_second=100_000, burst=100_000))  # limits: tested elsewhere
         with TestClient(app) as client:
             s = app.state.services
             w = World(client=client, services=s)
-            w.records = {"a_home": a_home.uri, "a_third": a_third.uri, "b_home": b_home.uri}
+            w.records = records
             ref = {o: s.repository.owner_key(o) for o in (OWNER_A, OWNER_B, REPRESENTATIVE)}
             w.owner_refs = {"A": ref[OWNER_A], "B": ref[OWNER_B]}
             keys = {

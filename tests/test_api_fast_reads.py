@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_api_support import (HOME_AGENCY, OFFICER_PASSWORD, OTHER_AGENCY, OWNER_A, OWNER_B, World, add_grant,
-                                    bearer, init_home, store_record)
+                                    bearer, records_home)
 
 MISSING_URI = f"{HOME_AGENCY}.giay_khai_sinh.01JF0000000000000000000000"
 
@@ -17,19 +17,8 @@ MISSING_URI = f"{HOME_AGENCY}.giay_khai_sinh.01JF0000000000000000000000"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     from api.app import ApiOptions, create_app
-    from ingest.pipeline import Pipeline
-    from ingest.settings import load_settings
 
-    home = tmp_path_factory.mktemp("fast") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOHOA_HOME", str(home))
-        init_home(home)
-        settings = load_settings()
-        pipeline = Pipeline(settings)
-        a_home = store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH")
-        store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH (cải chính)", uri=a_home.uri)
-        b_home = store_record(pipeline, OWNER_B, HOME_AGENCY, "xac_nhan_cu_tru", "XÁC NHẬN CƯ TRÚ")
-        pipeline.close()
+    with records_home(tmp_path_factory.mktemp("fast") / "home") as (settings, records):
         # keys stay in the key cache for the whole module (the fast path serves cached keys only)
         app = create_app(settings, ApiOptions(rate_per_second=100_000, burst=100_000, auth_cache_seconds=3600))
         routes: list[str] = []
@@ -47,7 +36,7 @@ def world(tmp_path_factory) -> World:
             s = app.state.services
             w = World(client=client, services=s)
             w.routes = routes  # type: ignore[attr-defined]
-            w.records = {"a_home": a_home.uri, "b_home": b_home.uri}
+            w.records = records
             ref = {o: s.repository.owner_key(o) for o in (OWNER_A, OWNER_B)}
             keys = {"home_agency": s.access.create_client("Một cửa", "agency", agency_code=HOME_AGENCY),
                     "other_agency": s.access.create_client("Bộ Công an", "agency", agency_code=OTHER_AGENCY),

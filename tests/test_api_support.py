@@ -7,10 +7,13 @@ import io
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase import pdfmetrics
@@ -86,6 +89,34 @@ def store_record(pipeline, owner_id: str, agency_code: str, doc_type: str, title
         record_json=json.dumps(record, ensure_ascii=False).encode("utf-8"), fields={"so_hieu": uri[-8:]},
         text=title, issuing_agency="Uỷ ban nhân dân phường Bến Nghé", converting_agency_code=agency_code,
         source_sha256s=[], pages=1, title=title))
+
+
+@contextmanager
+def records_home(home: Path, *, third_agency: bool = False) -> Iterator[tuple[object, dict[str, str]]]:
+    """``SOHOA_HOME`` = ``home`` (initialized) while open, holding the records the API tests read:
+    owner A's birth certificate converted here, in two versions (``a_home``), owner B's residence
+    confirmation (``b_home``) and, with ``third_agency``, a decision about A converted by
+    THIRD_AGENCY (``a_third``). Yields the home's settings and the records' URIs by name."""
+    from ingest.pipeline import Pipeline
+    from ingest.settings import load_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOHOA_HOME", str(home))
+        init_home(home)
+        settings = load_settings()
+        pipeline = Pipeline(settings)
+        try:
+            a_home = store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH")
+            store_record(pipeline, OWNER_A, HOME_AGENCY, "giay_khai_sinh", "GIẤY KHAI SINH (cải chính)",
+                         uri=a_home.uri)  # version 2
+            records = {"a_home": a_home.uri}
+            if third_agency:
+                records["a_third"] = store_record(pipeline, OWNER_A, THIRD_AGENCY, "quyet_dinh", "QUYẾT ĐỊNH").uri
+            records["b_home"] = store_record(pipeline, OWNER_B, HOME_AGENCY, "xac_nhan_cu_tru",
+                                             "XÁC NHẬN CƯ TRÚ").uri
+        finally:
+            pipeline.close()
+        yield settings, records
 
 
 def bearer(key: str) -> dict[str, str]:
